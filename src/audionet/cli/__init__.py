@@ -1,0 +1,1 @@
+"""The ``audionet`` command line: one entry point, one module per system registering its subcommands."""
