@@ -1,0 +1,359 @@
+"""The listening client's logic, without I/O: what to ask, what the answers mean, what to play.
+
+The adapter (``audionet.dns.client``) calls :meth:`StreamClient.requests` with the current time and
+sends each :class:`Request` as a TXT query, feeds every outcome back with :meth:`on_answer` /
+:meth:`on_failure`, and calls :meth:`playout` once per frame duration.
+
+Start-up: read the config (v2) and the index (v2) or sequence list (v1), fetch the newest pack to
+learn
+how much audio a pack holds, then fetch backwards just enough packs for the target fill; from then
+on
+fetch every new pack as the index shows it, several at a time. A pack that is gone is skipped (v1)
+or
+concealed frame by frame (v2, which numbers frames). A new server run (v2 epoch, v1 sequence numbers
+going back) resets the buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+from audionet.dns.errors import BadRecordError, KeyRequiredError
+from audionet.dns.proto import names, v1, v2
+from audionet.dns.proto.crypto import PackCipher
+from audionet.dns.proto.jitter import Item, JitterBuffer
+
+log = logging.getLogger(__name__)
+
+
+class Kind(Enum):
+    CONFIG = "config"
+    INDEX = "index"
+    PACK = "pack"
+
+
+class Failure(Enum):
+    """Why a query gave no usable answer."""
+
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    TRANSIENT = "transient"  #: timeout, SERVFAIL, network error: retry with backoff
+    BAD = "bad"  #: the record did not parse
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    kind: Kind
+    name: str
+    seq: int = -1
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    zone: str
+    stream: str = "main"
+    version: int = 2
+    passphrase: str | None = None
+    target_seconds: float = 2.0
+    concurrency: int = 4
+    #: v2 index re-read interval (its TTL is 1 s); v1's sequence list is cached 4 s like the
+    #: original.
+    index_interval: float = 0.5
+    v1_sequence_interval: float = 4.0
+    #: v1 frame length (the original is fixed at Opus 60 ms and cannot tell the client).
+    v1_frame_seconds: float = 0.06
+    retries: int = 4
+    backoff: float = 0.2
+
+
+@dataclass(slots=True)
+class Stats:
+    queries: int = 0
+    answers: int = 0
+    failures: int = 0
+    bytes: int = 0
+    packs: int = 0
+    packs_lost: int = 0
+    restarts: int = 0
+
+
+class StreamClient:
+    def __init__(self, settings: ClientSettings) -> None:
+        self.s = settings
+        self.zone = names.normalize_zone(settings.zone)
+        self.stream = names.check_stream(settings.stream) if settings.version == 2 else ""
+        self.config: v2.StreamConfig | None = None
+        self.cipher: PackCipher | None = None
+        self._salt: bytes | None = None
+        self.stats = Stats()
+        self.frame_seconds = settings.v1_frame_seconds if settings.version == 1 else 0.0
+        self.jitter = JitterBuffer(1)
+        self._epoch = 0
+        self._inflight: set[Request] = set()
+        self._due: dict[Request, float] = {}  # request -> earliest time to (re)send
+        self._tries: dict[int, int] = {}
+        self._have: set[int] = set()  # pack numbers received or given up
+        self._want_from: int | None = None  # first pack number we fetch
+        self._known_last = -1  # newest pack the index/list showed
+        self._known_first = 0  # oldest pack the index/list showed
+        self._pack_frames = 0.0  # frames per pack, learnt from the first pack
+        self._next_index = 0.0
+        # v1 has no frame numbers: packs are released in order and numbered here.
+        self._v1_staged: dict[int, tuple[bytes, ...] | None] = {}
+        self._v1_next_seq: int | None = None
+        self._v1_next_frame = 0
+        if settings.version == 2:
+            self._due[self._config_req()] = 0.0
+
+    # -- names -------------------------------------------------------------------------------
+    def _config_req(self) -> Request:
+        return Request(Kind.CONFIG, names.v2_config_name(self.zone, self.stream))
+
+    def _index_req(self) -> Request:
+        if self.s.version == 1:
+            return Request(Kind.INDEX, names.v1_sequence_name(self.zone))
+        return Request(Kind.INDEX, names.v2_index_name(self.zone, self.stream))
+
+    def _pack_req(self, seq: int) -> Request:
+        if self.s.version == 1:
+            return Request(Kind.PACK, names.v1_pack_name(self.zone, seq), seq)
+        name = names.v2_pack_name(self.zone, self.stream, seq, self._epoch)
+        return Request(Kind.PACK, name, seq, self._epoch)
+
+    @property
+    def ready(self) -> bool:
+        """True once the stream settings are known (v2: config read)."""
+        return self.frame_seconds > 0
+
+    # -- what to send ------------------------------------------------------------------------
+    def requests(self, now: float) -> list[Request]:
+        """Requests to send now (each is then in flight until answered or failed)."""
+        if self.ready and now >= self._next_index:
+            self._next_index = now + (
+                self.s.index_interval if self.s.version == 2 else self.s.v1_sequence_interval
+            )
+            self._due.setdefault(self._index_req(), now)
+        out: list[Request] = []
+        # Control records first, then packs oldest first (they play first).
+        for req in sorted(self._due, key=lambda r: (r.kind != Kind.PACK, -r.seq), reverse=True):
+            if self._due[req] > now or req in self._inflight:
+                continue
+            if req.kind == Kind.PACK and self._packs_inflight() >= self.s.concurrency:
+                continue
+            self._inflight.add(req)
+            del self._due[req]
+            self.stats.queries += 1
+            out.append(req)
+        return out
+
+    def _packs_inflight(self) -> int:
+        return sum(1 for r in self._inflight if r.kind == Kind.PACK)
+
+    def next_wakeup(self, now: float) -> float:
+        """When :meth:`requests` may have something new (for the adapter's sleep)."""
+        times = [t for r, t in self._due.items() if r not in self._inflight]
+        if self.ready:
+            times.append(self._next_index)
+        return max(now, min(times)) if times else now + 1.0
+
+    # -- what came back ----------------------------------------------------------------------
+    def on_answer(self, req: Request, rrs: list[tuple[bytes, ...]], now: float) -> None:
+        """``rrs``: the TXT RRset, one tuple of strings per resource record, in any order."""
+        self._inflight.discard(req)
+        self.stats.answers += 1
+        self.stats.bytes += sum(len(s) for rr in rrs for s in rr)
+        try:
+            if req.kind == Kind.CONFIG:
+                self._on_config(rrs)
+            elif req.kind == Kind.INDEX:
+                self._on_index(rrs, now)
+            else:
+                self._on_pack(req, rrs, now)
+        except BadRecordError as e:
+            log.warning("%s: %s", req.name, e)
+            self.on_failure(req, Failure.BAD, now)
+
+    def on_failure(self, req: Request, why: Failure, now: float) -> None:
+        self._inflight.discard(req)
+        self.stats.failures += 1
+        if req.kind != Kind.PACK:
+            tries = self._tries.get(-2 if req.kind == Kind.CONFIG else -3, 0) + 1
+            self._tries[-2 if req.kind == Kind.CONFIG else -3] = tries
+            delay = min(2.0, self.s.backoff * 2 ** min(tries, 4))
+            if req.kind == Kind.CONFIG or not self.ready:
+                self._due[req] = now + delay
+            else:
+                self._next_index = min(self._next_index, now + delay)
+            return
+        if req.epoch != self._epoch or req.seq in self._have:
+            return
+        tries = self._tries.get(req.seq, 0) + 1
+        self._tries[req.seq] = tries
+        gone = self._want_from is not None and req.seq < self._want_from
+        if tries > self.s.retries or gone:
+            self._give_up(req.seq)
+        else:
+            self._due[req] = now + self.s.backoff * 2 ** (tries - 1)
+
+    def _give_up(self, seq: int) -> None:
+        self._have.add(seq)
+        self._tries.pop(seq, None)
+        self.stats.packs_lost += 1
+        if self.s.version == 1:
+            self._v1_staged[seq] = None
+            self._v1_release()
+
+    def _on_config(self, rrs: list[tuple[bytes, ...]]) -> None:
+        if not rrs:
+            raise BadRecordError("empty config record")
+        cfg = v2.StreamConfig.from_text(b"".join(rrs[0]))
+        self._tries.pop(-2, None)
+        if cfg.encrypted:
+            if self.s.passphrase is None:
+                raise KeyRequiredError(
+                    f"stream {self.stream!r} is encrypted: pass its passphrase with --key"
+                )
+            if self._salt != cfg.salt or self.cipher is None:
+                self.cipher = PackCipher.from_passphrase(self.s.passphrase, cfg.salt)
+                self._salt = cfg.salt
+            self.cipher.verify(cfg.kcv)
+        else:
+            if self.s.passphrase is not None and self.config is None:
+                log.warning("stream %r is not encrypted; the passphrase is not needed", self.stream)
+            self.cipher = None
+        first = self.config is None
+        self.config = cfg
+        self.frame_seconds = cfg.frame_seconds
+        if first:
+            self._epoch = cfg.epoch
+            self.jitter.target = max(1, math.ceil(self.s.target_seconds / self.frame_seconds))
+        elif cfg.epoch != self._epoch:
+            self._restart(cfg.epoch)
+
+    def _restart(self, epoch: int) -> None:
+        log.info("stream restarted (new run); buffering again")
+        self.stats.restarts += 1
+        self._epoch = epoch
+        self._have.clear()
+        self._tries = {k: v for k, v in self._tries.items() if k < 0}
+        self._due = {r: t for r, t in self._due.items() if r.kind != Kind.PACK}
+        self._want_from = None
+        self._known_last = -1
+        self._known_first = 0
+        self._v1_staged.clear()
+        self._v1_next_seq = None
+        self.jitter.reset()
+
+    def _on_index(self, rrs: list[tuple[bytes, ...]], now: float) -> None:
+        if not rrs:
+            raise BadRecordError("empty index record")
+        self._tries.pop(-3, None)
+        if self.s.version == 1:
+            seqs = v1.decode_sequence_list(rrs[0])
+            if not seqs:
+                return
+            first, last = min(seqs), max(seqs)
+            if last + 3 < self._known_last:
+                self._restart(0)  # the numbers went back: a new server run
+            if self.jitter.target == 1 and self._want_from is None:
+                self.jitter.target = max(1, math.ceil(self.s.target_seconds / self.frame_seconds))
+        else:
+            idx = v2.Index.from_text(rrs[0][0] if rrs[0] else b"")
+            if idx.epoch != self._epoch:
+                # A new run: its config (salt, epoch) comes first.
+                self._due.setdefault(self._config_req(), now)
+                return
+            if idx.count == 0:
+                return
+            first, last = idx.first, idx.last
+        self._plan(first, last, now)
+
+    def _plan(self, first: int, last: int, now: float) -> None:
+        """Schedule the packs between what we have and ``last``."""
+        self._known_first = first
+        if self._want_from is None:
+            if not self._pack_frames:
+                # Fetch the newest pack alone first: it tells how much audio a pack holds.
+                if self._known_last < 0:
+                    self._known_last = last
+                    self._due.setdefault(self._pack_req(last), now)
+                return
+            per_pack = self._pack_frames * self.frame_seconds
+            back = math.ceil(self.s.target_seconds / per_pack) + 1
+            self._want_from = max(first, self._known_last - back + 1)
+            if self.s.version == 1:
+                self._v1_next_seq = self._want_from
+        start = max(self._want_from, first)
+        for seq in range(start, last + 1):
+            if seq not in self._have:
+                req = self._pack_req(seq)
+                if req not in self._inflight:
+                    self._due.setdefault(req, now)
+        # Packs that left the index without arriving are gone.
+        for seq in range(self._want_from, first):
+            if seq not in self._have:
+                self._due.pop(self._pack_req(seq), None)
+                self._give_up(seq)
+        self._want_from = max(self._want_from, first)
+        self._known_last = max(self._known_last, last)
+
+    def _on_pack(self, req: Request, rrs: list[tuple[bytes, ...]], now: float) -> None:
+        if req.epoch != self._epoch or req.seq in self._have:
+            return
+        if self.s.version == 1:
+            pack1 = v1.parse_pack_strings(req.seq, [s for rr in rrs for s in rr[:1]])
+            frames = pack1.frames
+            self._have.add(req.seq)
+            self._learn(len(frames), now)
+            if self._v1_next_seq is None:
+                return self._v1_hold(req.seq, frames)
+            self._v1_staged[req.seq] = frames
+            self._v1_release()
+        else:
+            if len(rrs) != 1:
+                raise BadRecordError(f"pack {req.seq}: {len(rrs)} records, expected one")
+            assert self.config is not None
+            payload = v2.decode_payload(rrs[0], self.config.encoding)
+            pack = v2.Pack.from_payload(payload, self.cipher)
+            if pack.seq != req.seq or pack.epoch != req.epoch:
+                raise BadRecordError(f"pack {req.seq}: header says pack {pack.seq}")
+            self._have.add(req.seq)
+            self._learn(len(pack.frames), now)
+            for i, f in enumerate(pack.frames):
+                self.jitter.put(pack.first_frame + i, f)
+        self.stats.packs += 1
+        self._tries.pop(req.seq, None)
+
+    def _v1_hold(self, seq: int, frames: tuple[bytes, ...]) -> None:
+        self._v1_staged[seq] = frames
+        self.stats.packs += 1
+
+    def _learn(self, frames: int, now: float) -> None:
+        if frames and not self._pack_frames:
+            self._pack_frames = float(frames)
+            if self._known_last >= 0:
+                self._plan(self._known_first, self._known_last, now)
+
+    def _v1_release(self) -> None:
+        """Give v1 packs to the jitter buffer in sequence order, numbering their frames."""
+        if self._v1_next_seq is None:
+            return
+        while self._v1_next_seq in self._v1_staged:
+            frames = self._v1_staged.pop(self._v1_next_seq)
+            self._v1_next_seq += 1
+            for f in frames or ():
+                self.jitter.put(self._v1_next_frame, f)
+                self._v1_next_frame += 1
+
+    # -- playout -----------------------------------------------------------------------------
+    def playout(self) -> Item:
+        """The item to play for this frame tick."""
+        return self.jitter.pop()
+
+    @property
+    def buffered_seconds(self) -> float:
+        return self.jitter.depth * self.frame_seconds

@@ -1,0 +1,102 @@
+"""A jitter buffer of numbered codec frames (pure data structure, no clock).
+
+Frames are put in by number, in any order; :meth:`pop` hands out one item per playout tick: the next
+frame, a concealment marker for a frame that is missing while later ones are here (the decoder's
+packet-loss concealment fills it), or an underrun marker when nothing is left. Playback starts, and
+restarts after an underrun, once ``target`` frames are buffered ahead of the cursor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class ItemKind(Enum):
+    FRAME = "frame"  #: a packet to decode
+    CONCEAL = "conceal"  #: a lost frame: decode(None)
+    WAIT = "wait"  #: not playing (starting or rebuffering): output silence or nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    kind: ItemKind
+    packet: bytes = b""
+    number: int = -1
+
+
+WAIT = Item(ItemKind.WAIT)
+
+
+class JitterBuffer:
+    def __init__(self, target: int, capacity: int = 10_000) -> None:
+        if target < 1:
+            raise ValueError("target must be at least one frame")
+        self.target = target
+        self.capacity = capacity
+        self._frames: dict[int, bytes] = {}
+        self.cursor: int | None = None
+        self.playing = False
+        self.started = False  #: True once playback began the first time
+        self.high = -1  #: highest frame number received
+        self.underruns = 0
+        self.concealed = 0
+        self.late = 0
+        self.played = 0
+
+    def reset(self) -> None:
+        """Forget everything (the stream restarted with new frame numbers)."""
+        self._frames.clear()
+        self.cursor = None
+        self.high = -1
+        if self.playing:
+            self.playing = False
+            self.underruns += 1
+
+    def put(self, number: int, packet: bytes) -> bool:
+        """Store a frame; False when it is late (already played or concealed) or a duplicate."""
+        if self.cursor is not None and number < self.cursor:
+            self.late += 1
+            return False
+        if number in self._frames:
+            return False
+        if self.cursor is None or (not self.started and number < self.cursor):
+            self.cursor = number if self.cursor is None else min(self.cursor, number)
+        self._frames[number] = packet
+        self.high = max(self.high, number)
+        if len(self._frames) > self.capacity:
+            self._drop_oldest()
+        return True
+
+    def _drop_oldest(self) -> None:
+        oldest = min(self._frames)
+        del self._frames[oldest]
+        if self.cursor is not None and self.cursor <= oldest:
+            self.cursor = oldest + 1
+
+    @property
+    def depth(self) -> int:
+        """Frames from the cursor to the highest received (what playback has ahead of it)."""
+        if self.cursor is None or self.high < self.cursor:
+            return 0
+        return self.high - self.cursor + 1
+
+    def pop(self) -> Item:
+        if not self.playing:
+            if self.cursor is None or self.depth < self.target:
+                return WAIT
+            self.playing = True
+            self.started = True
+        assert self.cursor is not None
+        n = self.cursor
+        if n > self.high:
+            self.playing = False
+            self.underruns += 1
+            return WAIT
+        self.cursor = n + 1
+        packet = self._frames.pop(n, None)
+        if packet is None:
+            self.concealed += 1
+            return Item(ItemKind.CONCEAL, number=n)
+        self.played += 1
+        return Item(ItemKind.FRAME, packet, n)
