@@ -191,6 +191,10 @@ class StreamClient:
             return
         if req.epoch != self._epoch or req.seq in self._have:
             return
+        if self.s.version == 1 and req.seq > self._known_last >= 0:
+            # A v1 probe for the next pack, not listed yet: ask again soon (no retry counted).
+            self._due[req] = now + self._probe_delay()
+            return
         tries = self._tries.get(req.seq, 0) + 1
         self._tries[req.seq] = tries
         gone = self._want_from is not None and req.seq < self._want_from
@@ -300,6 +304,21 @@ class StreamClient:
                 self._give_up(seq)
         self._want_from = max(self._want_from, first)
         self._known_last = max(self._known_last, last)
+        if self.s.version == 1:
+            self._probe(now)
+
+    def _probe_delay(self) -> float:
+        return max(0.1, self._pack_frames * self.frame_seconds / 3)
+
+    def _probe(self, now: float) -> None:
+        """v1 only: ask for the pack after the newest listed one.
+
+        ``sequence.Z`` may be cached 10 s by resolvers (its TTL); asking ``seq_{last+1}`` directly
+        learns of a new pack as soon as it exists (an NXDOMAIN is cached only 1 s, the SOA minimum).
+        """
+        req = self._pack_req(self._known_last + 1)
+        if req.seq not in self._have and req not in self._inflight and req not in self._due:
+            self._due[req] = now + self._probe_delay()
 
     def _on_pack(self, req: Request, rrs: list[tuple[bytes, ...]], now: float) -> None:
         if req.epoch != self._epoch or req.seq in self._have:
@@ -309,6 +328,9 @@ class StreamClient:
             frames = pack1.frames
             self._have.add(req.seq)
             self._learn(len(frames), now)
+            if self._want_from is not None and req.seq > self._known_last:
+                self._known_last = req.seq
+                self._probe(now)
             if self._v1_next_seq is None:
                 return self._v1_hold(req.seq, frames)
             self._v1_staged[req.seq] = frames

@@ -49,19 +49,20 @@ class JitterBuffer:
         self._frames.clear()
         self.cursor = None
         self.high = -1
+        self.started = False
         if self.playing:
             self.playing = False
             self.underruns += 1
 
     def put(self, number: int, packet: bytes) -> bool:
         """Store a frame; False when it is late (already played or concealed) or a duplicate."""
-        if self.cursor is not None and number < self.cursor:
+        if self.started and self.cursor is not None and number < self.cursor:
             self.late += 1
             return False
         if number in self._frames:
             return False
-        if self.cursor is None or (not self.started and number < self.cursor):
-            self.cursor = number if self.cursor is None else min(self.cursor, number)
+        if self.cursor is None or number < self.cursor:
+            self.cursor = number  # before playback starts, the oldest frame sets the cursor
         self._frames[number] = packet
         self.high = max(self.high, number)
         if len(self._frames) > self.capacity:

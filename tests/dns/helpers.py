@@ -1,0 +1,57 @@
+"""Test helpers: drive a client state machine against a publisher's snapshot, all in memory."""
+
+from __future__ import annotations
+
+import random
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from audionet.dns.proto.client import Failure, Request, StreamClient
+from audionet.dns.proto.snapshot import Snapshot
+
+
+def ask(
+    snapshot: Snapshot, name: str, rdtype: str = "TXT", edns: int | None = 1232
+) -> dns.message.Message:
+    q = dns.message.make_query(name, rdtype, use_edns=edns is not None, payload=edns or 512)
+    wire, _, _ = snapshot.respond(q.to_wire(), None if edns is not None else None)
+    assert wire is not None
+    resp = dns.message.from_wire(wire)
+    if resp.flags & dns.flags.TC:
+        wire, _, _ = snapshot.respond(q.to_wire(), 65535)
+        assert wire is not None
+        resp = dns.message.from_wire(wire)
+    return resp
+
+
+def serve_request(
+    client: StreamClient,
+    snapshot: Snapshot,
+    req: Request,
+    now: float,
+    rng: random.Random | None = None,
+) -> None:
+    """Answer ``req`` from ``snapshot`` the way a resolver would (shuffled RRs), feed the client."""
+    resp = ask(snapshot, req.name)
+    rc = resp.rcode()
+    if rc == dns.rcode.NXDOMAIN:
+        client.on_failure(req, Failure.NXDOMAIN, now)
+        return
+    if rc != dns.rcode.NOERROR:
+        client.on_failure(req, Failure.TRANSIENT, now)
+        return
+    rrs = [
+        tuple(rd.strings)
+        for rrset in resp.answer
+        if rrset.rdtype == dns.rdatatype.TXT
+        for rd in rrset
+    ]
+    if not rrs:
+        client.on_failure(req, Failure.NODATA, now)
+        return
+    if rng is not None:
+        rng.shuffle(rrs)
+    client.on_answer(req, rrs, now)
