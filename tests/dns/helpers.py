@@ -17,7 +17,7 @@ def ask(
     snapshot: Snapshot, name: str, rdtype: str = "TXT", edns: int | None = 1232
 ) -> dns.message.Message:
     q = dns.message.make_query(name, rdtype, use_edns=edns is not None, payload=edns or 512)
-    wire, _, _ = snapshot.respond(q.to_wire(), None if edns is not None else None)
+    wire, _, _ = snapshot.respond(q.to_wire())
     assert wire is not None
     resp = dns.message.from_wire(wire)
     if resp.flags & dns.flags.TC:
@@ -55,3 +55,32 @@ def serve_request(
     if rng is not None:
         rng.shuffle(rrs)
     client.on_answer(req, rrs, now)
+
+
+class MemorySink:
+    """Collects PCM in memory (a Sink for tests)."""
+
+    def __init__(self, fmt) -> None:
+        self.format = fmt
+        self.chunks: list[bytes] = []
+
+    def write(self, pcm: bytes) -> None:
+        self.chunks.append(pcm)
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def pcm(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+class SinkBox:
+    """A sink factory that remembers the sink it made."""
+
+    def __init__(self) -> None:
+        self.sink: MemorySink | None = None
+
+    def __call__(self, fmt) -> MemorySink:
+        self.sink = MemorySink(fmt)
+        return self.sink

@@ -29,7 +29,7 @@ def make_snapshot(big: int = 9):
 
 
 def respond(snap, q: dns.message.Message, limit=None):
-    data, parsed, rcode = snap.respond(q.to_wire(), limit)
+    data, _parsed, rcode = snap.respond(q.to_wire(), limit)
     assert data is not None
     return dns.message.from_wire(data), rcode
 
@@ -108,7 +108,7 @@ def test_nodata_for_other_types_and_empty_non_terminal() -> None:
         (f"main.{ZONE}", "TXT"),
         (f"small.{ZONE}", "AAAA"),
     ]:
-        r, rcode = respond(snap, dns.message.make_query(name, rdtype))
+        r, _rcode = respond(snap, dns.message.make_query(name, rdtype))
         assert r.rcode() == dns.rcode.NOERROR and not r.answer
         assert r.authority[0].rdtype == dns.rdatatype.SOA
 
@@ -149,14 +149,14 @@ def test_notimp_for_other_opcodes() -> None:
     snap = make_snapshot()
     q = dns.message.make_query(f"small.{ZONE}", "TXT")
     q.set_opcode(dns.opcode.STATUS)
-    r, rcode = respond(snap, q)
+    r, _rcode = respond(snap, q)
     assert r.rcode() == dns.rcode.NOTIMP
 
 
 def test_badvers() -> None:
     snap = make_snapshot()
     q = dns.message.make_query(f"small.{ZONE}", "TXT", use_edns=1)
-    r, rcode = respond(snap, q)
+    r, _rcode = respond(snap, q)
     assert r.rcode() == dns.rcode.BADVERS
 
 

@@ -1,0 +1,154 @@
+"""The serving side's pipeline: audio source -> codec -> publisher -> server snapshot.
+
+:func:`serve` runs it all on one event loop: the DNS server, and a loop that reads one codec frame of
+audio at a time (paced in real time), encodes it, feeds it to the zone publisher and swaps the
+server's snapshot whenever a pack is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from audionet.audio.codecs import get_codec
+from audionet.audio.codecs.base import Codec
+from audionet.audio.format import AudioFormat
+from audionet.audio.sources import Source, open_source
+from audionet.dns.errors import StreamConfigError
+from audionet.dns.metrics import ServerMetrics
+from audionet.dns.proto import v1, v2
+from audionet.dns.proto.publisher import V1Stream, V2Stream, ZonePublisher
+from audionet.dns.server import DnsServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    zone: str
+    address: str = "127.0.0.1"
+    port: int = 5053
+    source: str = "tone:440"
+    codec: str = "opus"
+    version: int = 2
+    stream: str = "main"
+    key: str | None = None
+    packs: int = v1.PACKS_KEPT
+    bitrate: int | None = None
+    encoding: v2.Encoding = v2.Encoding.RAW
+    max_pack_seconds: float = 1.0
+
+
+def make_codec(name: str, version: int, bitrate: int | None = None) -> Codec:
+    """The stream's codec: Opus 16 kHz mono voip 60 ms (the original's), or Codec 2 1200 bit/s."""
+    if name == "opus":
+        return get_codec("opus", rate=16000, frame_ms=60, application="voip", bitrate=bitrate)
+    if name == "codec2":
+        if version == 1:
+            raise StreamConfigError("v1 clients only know Opus; use --format v2 for codec2")
+        return get_codec("codec2", rate=8000, mode=bitrate or 1200)
+    raise StreamConfigError(f"unknown codec {name!r}: choose opus or codec2")
+
+
+class Broadcaster:
+    """Owns the publisher and the server of one zone with one stream fed from one source."""
+
+    def __init__(self, opts: ServeOptions, epoch: int | None = None) -> None:
+        self.opts = opts
+        self.codec = make_codec(opts.codec, opts.version, opts.bitrate)
+        self.publisher = ZonePublisher(opts.zone, _ns_address(opts.address))
+        self.metrics = ServerMetrics()
+        self.feed: V1Stream | V2Stream
+        if opts.version == 1:
+            self.feed = self.publisher.add_v1(self.codec.frame_duration, opts.packs)
+        else:
+            cfg = v2.StreamConfig(
+                codec=self.codec.name,
+                rate=self.codec.format.rate,
+                channels=self.codec.format.channels,
+                frame_ms=round(self.codec.frame_duration * 1000),
+                packs=opts.packs,
+                encoding=opts.encoding,
+                bitrate=self.codec.bitrate,
+                mode=self.codec.bitrate if self.codec.name == "codec2" else 0,
+            )
+            self.feed = self.publisher.add_v2(
+                opts.stream, cfg, opts.key, epoch, max_pack_seconds=opts.max_pack_seconds
+            )
+        self.server = DnsServer(self.publisher.snapshot(), self.metrics)
+        self.frames = 0
+
+    def push(self, pcm_frame: bytes) -> None:
+        """Encode one frame of PCM and publish it (a new snapshot when a pack closes)."""
+        packet = self.codec.encode(pcm_frame)
+        self.frames += 1
+        if self.feed.feed(packet):
+            self.server.swap(self.publisher.snapshot())
+            self.metrics.packs_published = self.publisher.packs_published
+        self.metrics.frames_dropped = self.publisher.frames_dropped
+
+    def prefill(self, source: Source, seconds: float) -> None:
+        """Publish ``seconds`` of audio at once (not paced), so listeners can start at once."""
+        n = int(seconds / self.codec.frame_duration)
+        for _ in range(n):
+            pcm = source.read(self.codec.frame_samples)
+            if len(pcm) < self.codec.frame_bytes:
+                break
+            self.push(pcm)
+
+    async def run(
+        self, source: Source, started: asyncio.Event | None = None, duration: float | None = None
+    ) -> None:
+        """Serve until cancelled (or ``duration`` seconds of audio), reading ``source`` in real time."""
+        await self.server.start(self.opts.address, self.opts.port)
+        if started is not None:
+            started.set()
+        try:
+            n = 0
+            limit = None if duration is None else int(duration / self.codec.frame_duration)
+            async for pcm in _paced(source, self.codec.frame_samples, self.codec.frame_duration):
+                if len(pcm) < self.codec.frame_bytes:
+                    pcm = pcm + bytes(self.codec.frame_bytes - len(pcm))
+                self.push(pcm)
+                n += 1
+                if limit is not None and n >= limit:
+                    break
+            log.info("source ended after %d frames", n)
+        finally:
+            await self.server.close()
+
+
+def _ns_address(address: str) -> str:
+    return "127.0.0.1" if address in ("", "0.0.0.0") else ("::1" if address == "::" else address)
+
+
+async def _paced(source: Source, frames: int, frame_seconds: float) -> AsyncIterator[bytes]:
+    """Frames of audio in real time: live sources pace themselves, files are paced here."""
+    if source.live:
+        async for chunk in source.aiter(frames):
+            yield chunk
+        return
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    n = 0
+    while True:
+        chunk = await asyncio.to_thread(source.read, frames)
+        if not chunk:
+            return
+        yield chunk
+        n += 1
+        delay = start + n * frame_seconds - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -1.0:
+            start = loop.time() - n * frame_seconds  # fell behind: resynchronise, do not burst
+
+
+async def serve(opts: ServeOptions, started: asyncio.Event | None = None) -> None:
+    """``audionet dns serve``: open the source and run until interrupted."""
+    b = Broadcaster(opts)
+    fmt = AudioFormat(b.codec.format.rate, b.codec.format.channels)
+    with open_source(opts.source, fmt, loop=True) as source:
+        await b.run(source, started)

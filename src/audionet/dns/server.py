@@ -1,0 +1,158 @@
+"""The authoritative AoDNS server: asyncio UDP and TCP on one port, answers from a snapshot.
+
+All answers are precomputed in an immutable :class:`~audionet.dns.proto.snapshot.Snapshot`; the
+streaming side replaces :attr:`DnsServer.snapshot` in one assignment when a pack is published. Per
+query the server only parses the header and question and splices bytes. No per-query logging above
+DEBUG; a broken packet is answered FORMERR or dropped, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from contextlib import suppress
+from typing import cast
+
+from audionet.dns.metrics import ServerMetrics
+from audionet.dns.proto.snapshot import Snapshot
+from audionet.dns.proto.wire import TC
+
+log = logging.getLogger(__name__)
+
+#: RFC 7766 §6.2.3: close idle TCP connections; a few seconds is plenty for a resolver's retry.
+TCP_IDLE = 10.0
+#: Queries answered on one TCP connection before it is closed (bounds a client's hold on us).
+TCP_MAX_QUERIES = 1000
+
+
+class DnsServer:
+    def __init__(self, snapshot: Snapshot, metrics: ServerMetrics | None = None) -> None:
+        self.snapshot = snapshot
+        self.metrics = metrics or ServerMetrics()
+        self._transport: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._tcp_tasks: set[asyncio.Task[None]] = set()
+        self.address: tuple[str, int] = ("", 0)
+
+    def swap(self, snapshot: Snapshot) -> None:
+        """Serve ``snapshot`` from the next query on (one reference assignment: atomic)."""
+        self.snapshot = snapshot
+
+    def answer(self, data: bytes, limit: int | None) -> bytes | None:
+        m = self.metrics
+        m.bytes_in += len(data)
+        try:
+            out, q, rcode = self.snapshot.respond(data, limit)
+        except Exception:  # never let one packet take the server down
+            m.internal_errors += 1
+            log.debug("error answering a %d-byte packet", len(data), exc_info=True)
+            return None
+        m.queries[(q.qtype if q is not None else 0, rcode)] += 1
+        if out is not None:
+            m.bytes_out += len(out)
+            if out[2] & (TC >> 8):
+                m.truncated += 1
+        return out
+
+    async def start(self, host: str = "127.0.0.1", port: int = 5053) -> tuple[str, int]:
+        """Listen on UDP and TCP ``host:port`` (port 0: a free port, the same for both)."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for _ in range(20):
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                udp.bind((host, port))
+                bound = udp.getsockname()[1]
+                tcp = socket.socket(family, socket.SOCK_STREAM)
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    tcp.bind((host, bound))
+                except OSError:
+                    tcp.close()
+                    udp.close()
+                    if port:
+                        raise
+                    continue
+                break
+            except OSError:
+                udp.close()
+                raise
+        else:
+            raise OSError("could not find a port free for both UDP and TCP")
+        udp.setblocking(False)
+        with suppress(OSError):
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 21)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=udp)
+        self._transport = transport
+        tcp.listen(128)
+        tcp.setblocking(False)
+        self._tcp = await asyncio.start_server(self._serve_tcp, sock=tcp)
+        self.address = (host, bound)
+        log.info("AoDNS server listening on %s port %d (UDP and TCP)", host, bound)
+        return self.address
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tcp_tasks.add(task)
+        self.metrics.tcp_connections += 1
+        try:
+            for _ in range(TCP_MAX_QUERIES):
+                head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE)
+                (n,) = struct.unpack(">H", head)
+                data = await asyncio.wait_for(reader.readexactly(n), TCP_IDLE)
+                self.metrics.tcp_queries += 1
+                out = self.answer(data, 65535)
+                if out is None:
+                    break
+                writer.write(struct.pack(">H", len(out)) + out)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass
+        except Exception:
+            self.metrics.internal_errors += 1
+            log.debug("TCP connection error", exc_info=True)
+        finally:
+            writer.close()
+            with suppress(Exception):
+                await writer.wait_closed()
+            if task is not None:
+                self._tcp_tasks.discard(task)
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            for t in list(self._tcp_tasks):
+                t.cancel()
+            with suppress(Exception):
+                await self._tcp.wait_closed()
+        self._transport = None
+        self._tcp = None
+
+    async def __aenter__(self) -> DnsServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: DnsServer) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        out = self.server.answer(data, None)
+        if out is not None and self.transport is not None:
+            self.transport.sendto(out, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)
