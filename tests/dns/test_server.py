@@ -49,7 +49,7 @@ async def test_udp_tc_then_tcp_full_answer() -> None:
 async def test_mixed_case_and_nxdomain_over_udp() -> None:
     server, _, port = await started_server()
     try:
-        q = dns.message.make_query(f"SeQuEnCe.MUSIC.example.COM", "TXT")
+        q = dns.message.make_query("SeQuEnCe.MUSIC.example.COM", "TXT")
         r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=2)
         assert q.is_response(r) and str(r.question[0].name) == "SeQuEnCe.MUSIC.example.COM."
         q = dns.message.make_query(f"seq_99999.{ZONE}", "TXT")
@@ -71,7 +71,7 @@ async def test_garbage_udp_and_tcp_never_kill_the_server() -> None:
         ]:
             sock.sendto(junk, ("127.0.0.1", port))
         sock.close()
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"\x00\x05hello")
         writer.write(b"\x00\xff" + b"x" * 10)  # a length that never completes
         writer.close()

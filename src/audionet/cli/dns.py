@@ -3,15 +3,188 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
-from audionet.cli.main import add_group
+from audionet.cli.main import add_command, add_group
+from audionet.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop when it is installed (the ``fast`` extra), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _format(text: str) -> int:
+    if text not in ("v1", "v2"):
+        raise ConfigError(f"--format must be v1 or v2, not {text!r}")
+    return int(text[1])
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from audionet.dns.broadcast import ServeOptions, serve
+    from audionet.dns.proto import v2
+
+    opts = ServeOptions(
+        zone=args.zone,
+        address=args.address,
+        port=args.port,
+        source=args.source,
+        codec=args.codec,
+        version=_format(args.format),
+        stream=args.stream,
+        key=args.key,
+        packs=args.packs,
+        bitrate=args.bitrate,
+        encoding=v2.Encoding.BASE91 if args.text else v2.Encoding.RAW,
+    )
+    if args.packs < 2 or args.packs > 10_000:
+        raise ConfigError("--packs must be between 2 and 10000")
+    print(
+        f"serving {args.zone} ({args.format}, stream {args.stream!r}) from {args.source} "
+        f"on {args.address} port {args.port}, UDP and TCP; Ctrl-C stops",
+        file=sys.stderr,
+    )
+    run_async(serve(opts))
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from audionet.audio.sinks import open_sink
+    from audionet.dns.client import PlayStatus, play
+    from audionet.dns.proto.client import ClientSettings
+
+    console = Console(stderr=True)
+    settings = ClientSettings(
+        zone=args.zone,
+        stream=args.stream,
+        version=_format(args.format),
+        passphrase=args.key,
+        target_seconds=args.target,
+    )
+    show = console.is_terminal and args.out != "-"
+
+    def status(s: PlayStatus) -> None:
+        if show:
+            state = "playing" if s.playing else "buffering"
+            console.print(
+                f"{s.elapsed:6.1f}s {state:9} buffer {s.buffered:4.1f}s  underruns {s.underruns}  "
+                f"concealed {s.concealed}  queries {s.queries} ({s.failures} failed)  "
+                f"{s.kbps:5.1f} kbit/s  restarts {s.restarts}",
+                end="\r",
+                highlight=False,
+            )
+
+    report = run_async(
+        play(settings, args.server, lambda fmt: open_sink(args.out, fmt), args.duration, status)
+    )
+    if show:
+        console.print()
+    console.print(
+        f"played {report.seconds:.1f} s (start-up {report.startup:.2f} s): {report.frames} frames, "
+        f"{report.concealed} concealed, {report.underruns} underruns; {report.queries} queries, "
+        f"{report.failures} failed, {report.tcp_fallbacks} over TCP, {report.bytes} bytes",
+        highlight=False,
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from audionet.dns.client import DnsFetcher, parse_server
+    from audionet.dns.info import zone_info
+
+    host, port = parse_server(args.server)
+    for info in run_async(zone_info(args.zone, DnsFetcher(host, port))):
+        print(info.describe())
+    return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    add_group(
+    group = add_group(
         sub,
         "dns",
         help="AoDNS: stream live audio as DNS TXT records; listen through any resolver",
-        description="AoDNS: stream live audio as DNS TXT records; listen through any resolver.\n\nNot yet built in this version.",
-        epilog="example:\n  audionet dns --help",
+        description="AoDNS: stream live audio as DNS TXT records; listen through any resolver.\n"
+        "v2 (default) adds a config record, a compact index, packs that fit 1232-byte answers,\n"
+        "numbered frames, named streams and passphrase encryption; v1 is the original format.",
+        epilog="examples:\n  audionet dns serve music.example.com --source tone:440\n"
+        "  audionet dns play music.example.com --server 127.0.0.1:5053 --out x.wav --duration 10\n"
+        "  audionet dns info music.example.com --server 127.0.0.1:5053",
     )
+    serve = add_command(
+        group,
+        "serve",
+        cmd_serve,
+        help="be the authoritative DNS server of ZONE and stream audio into it",
+        epilog="examples:\n  audionet dns serve music.example.com --source tone:440\n"
+        "  audionet dns serve music.example.com --source file:song.mp3 --key 'secret words'\n"
+        "  audionet dns serve music.example.com --format v1 --port 5053",
+    )
+    serve.add_argument("zone", help="the zone to serve, e.g. music.example.com")
+    serve.add_argument(
+        "--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=5053, help="UDP and TCP port (default 5053)")
+    serve.add_argument(
+        "--source",
+        default="tone:440",
+        help="tone:HZ, file:PATH (loops), mic or stdin (default tone:440)",
+    )
+    serve.add_argument("--codec", default="opus", choices=["opus", "codec2"], help="default opus")
+    serve.add_argument(
+        "--format", default="v2", choices=["v2", "v1"], help="record format (default v2)"
+    )
+    serve.add_argument("--stream", default="main", help="v2 stream name (default main)")
+    serve.add_argument("--key", help="v2: encrypt with this passphrase (listeners need it too)")
+    serve.add_argument("--packs", type=int, default=75, help="packs kept (default 75)")
+    serve.add_argument("--bitrate", type=int, help="codec bit rate in bit/s (Opus default ~20000)")
+    serve.add_argument(
+        "--text", action="store_true", help="v2: basE91 text payloads instead of raw bytes"
+    )
+
+    play_cmd = add_command(
+        group,
+        "play",
+        cmd_play,
+        help="listen to a stream through a resolver or straight from the server",
+        epilog="examples:\n  audionet dns play music.example.com --server 127.0.0.1:5053 --out x.wav --duration 10\n"
+        "  audionet dns play music.example.com --out speaker   (the system's resolver)\n"
+        "  audionet dns play music.example.com --server 127.0.0.1:5053 --out - | aplay -r16000 -fS16_LE",
+    )
+    play_cmd.add_argument("zone", help="the zone, e.g. music.example.com")
+    play_cmd.add_argument(
+        "--server",
+        help="HOST:PORT of the AoDNS server or a resolver (default: the system's resolver)",
+    )
+    play_cmd.add_argument("--stream", default="main", help="v2 stream name (default main)")
+    play_cmd.add_argument("--format", default="v2", choices=["v2", "v1"], help="default v2")
+    play_cmd.add_argument("--key", help="passphrase of an encrypted stream")
+    play_cmd.add_argument(
+        "--out", default="speaker", help="FILE.wav, - (raw PCM to stdout) or speaker"
+    )
+    play_cmd.add_argument(
+        "--duration", type=float, help="seconds of audio to play (default: forever)"
+    )
+    play_cmd.add_argument(
+        "--target", type=float, default=2.0, help="seconds buffered before playing (default 2)"
+    )
+
+    info = add_command(
+        group,
+        "info",
+        cmd_info,
+        help="show the streams of a zone: codec, encryption and buffer depth",
+        epilog="example:\n  audionet dns info music.example.com --server 127.0.0.1:5053",
+    )
+    info.add_argument("zone", help="the zone, e.g. music.example.com")
+    info.add_argument("--server", help="HOST:PORT (default: the system's resolver)")

@@ -308,4 +308,3 @@ async def play(
     host, port = parse_server(server, default_port)
     player = Player(settings, DnsFetcher(host, port), sink_factory, status)
     return await player.run(duration)
-
