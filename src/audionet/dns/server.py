@@ -33,7 +33,7 @@ class DnsServer:
         self.metrics = metrics or ServerMetrics()
         self._transport: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
-        self._tcp_tasks: set[asyncio.Task[None]] = set()
+        self._tcp_writers: set[asyncio.StreamWriter] = set()
         self.address: tuple[str, int] = ("", 0)
 
     def swap(self, snapshot: Snapshot) -> None:
@@ -95,9 +95,7 @@ class DnsServer:
         return self.address
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tcp_tasks.add(task)
+        self._tcp_writers.add(writer)
         self.metrics.tcp_connections += 1
         try:
             for _ in range(TCP_MAX_QUERIES):
@@ -119,18 +117,19 @@ class DnsServer:
             writer.close()
             with suppress(Exception):
                 await writer.wait_closed()
-            if task is not None:
-                self._tcp_tasks.discard(task)
+            self._tcp_writers.discard(writer)
 
     async def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
         if self._tcp is not None:
             self._tcp.close()
-            for t in list(self._tcp_tasks):
-                t.cancel()
+            # Abort open connections: their handlers see EOF and end on their own (cancelling
+            # them instead makes asyncio log spurious errors).
+            for w in list(self._tcp_writers):
+                w.transport.abort()
             with suppress(Exception):
-                await self._tcp.wait_closed()
+                await asyncio.wait_for(self._tcp.wait_closed(), 2)
         self._transport = None
         self._tcp = None
 

@@ -79,6 +79,7 @@ class Stats:
     packs: int = 0
     packs_lost: int = 0
     restarts: int = 0
+    probes: int = 0  #: v1 look-ahead queries for a pack that did not exist yet
 
 
 class StreamClient:
@@ -100,6 +101,7 @@ class StreamClient:
         self._want_from: int | None = None  # first pack number we fetch
         self._known_last = -1  # newest pack the index/list showed
         self._known_first = 0  # oldest pack the index/list showed
+        self._listed_last = -1  # v1: newest pack the sequence list showed (probes go further)
         self._pack_frames = 0.0  # frames per pack, learnt from the first pack
         self._next_index = 0.0
         # v1 has no frame numbers: packs are released in order and numbered here.
@@ -179,6 +181,11 @@ class StreamClient:
 
     def on_failure(self, req: Request, why: Failure, now: float) -> None:
         self._inflight.discard(req)
+        if self.s.version == 1 and req.kind == Kind.PACK and req.seq > self._known_last >= 0:
+            # A v1 probe for the next pack, not there yet: ask again soon (not a failure).
+            self.stats.probes += 1
+            self._due[req] = now + self._probe_delay()
+            return
         self.stats.failures += 1
         if req.kind != Kind.PACK:
             tries = self._tries.get(-2 if req.kind == Kind.CONFIG else -3, 0) + 1
@@ -190,10 +197,6 @@ class StreamClient:
                 self._next_index = min(self._next_index, now + delay)
             return
         if req.epoch != self._epoch or req.seq in self._have:
-            return
-        if self.s.version == 1 and req.seq > self._known_last >= 0:
-            # A v1 probe for the next pack, not listed yet: ask again soon (no retry counted).
-            self._due[req] = now + self._probe_delay()
             return
         tries = self._tries.get(req.seq, 0) + 1
         self._tries[req.seq] = tries
@@ -248,6 +251,7 @@ class StreamClient:
         self._want_from = None
         self._known_last = -1
         self._known_first = 0
+        self._listed_last = -1
         self._v1_staged.clear()
         self._v1_next_seq = None
         self.jitter.reset()
@@ -261,8 +265,9 @@ class StreamClient:
             if not seqs:
                 return
             first, last = min(seqs), max(seqs)
-            if last + 3 < self._known_last:
-                self._restart(0)  # the numbers went back: a new server run
+            if last + 3 < self._listed_last:
+                self._restart(0)  # the listed numbers went back: a new server run
+            self._listed_last = last
             if self.jitter.target == 1 and self._want_from is None:
                 self.jitter.target = max(1, math.ceil(self.s.target_seconds / self.frame_seconds))
         else:

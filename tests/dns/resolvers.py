@@ -1,0 +1,158 @@
+"""Real recursive resolvers started on loopback for tests and benchmarks: unbound and BIND named.
+
+unbound runs with a stub zone pointing at our server, BIND as a forwarding resolver; both in their own
+temporary directory, on a free high port, without DNSSEC validation for the test zone, without
+privileges dropping, chroot or remote control. They are stopped (by their process id) on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise OSError("no free port")
+
+
+def unbound_conf(workdir: Path, port: int, zone: str, upstream: int) -> str:
+    return f"""server:
+    interface: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    username: ""
+    chroot: ""
+    directory: "{workdir}"
+    pidfile: "{workdir}/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    num-threads: 1
+    so-reuseport: no
+    access-control: 127.0.0.0/8 allow
+    do-not-query-localhost: no
+    domain-insecure: "{zone}"
+    module-config: "iterator"
+    qname-minimisation: no
+    minimal-responses: yes
+    edns-buffer-size: 1232
+remote-control:
+    control-enable: no
+stub-zone:
+    name: "{zone}"
+    stub-addr: 127.0.0.1@{upstream}
+"""
+
+
+def named_conf(workdir: Path, port: int, upstream: int) -> str:
+    return f"""options {{
+    directory "{workdir}";
+    pid-file "{workdir}/named.pid";
+    session-keyfile "{workdir}/session.key";
+    managed-keys-directory "{workdir}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion yes;
+    allow-query {{ 127.0.0.1; }};
+    allow-recursion {{ 127.0.0.1; }};
+    forwarders {{ 127.0.0.1 port {upstream}; }};
+    forward only;
+    dnssec-validation no;
+    edns-udp-size 1232;
+    max-udp-size 1232;
+}};
+controls {{ }};
+"""
+
+
+def _probe_ok(port: int, zone: str) -> bool:
+    with contextlib.suppress(Exception):
+        r = dns.query.udp(dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port, timeout=0.5)
+        return bool(r.answer)
+    return False
+
+
+def _check_alive(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        raise RuntimeError(f"resolver exited with {proc.returncode}: {err[-2000:]}")
+
+
+def start_resolver(
+    kind: str, binary: str, workdir: Path, zone: str, upstream: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``unbound`` or ``named`` forwarding ``zone`` to ``127.0.0.1:upstream`` (not waited for)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = workdir / f"{kind}.conf"
+    if kind == "unbound":
+        conf.write_text(unbound_conf(workdir, port, zone, upstream))
+        cmd = [binary, "-d", "-c", str(conf)]
+    elif kind == "named":
+        conf.write_text(named_conf(workdir, port, upstream))
+        cmd = [binary, "-g", "-c", str(conf), "-n", "1"]
+    else:
+        raise ValueError(kind)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), port
+
+
+def stop_resolver(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def run_resolver(kind: str, binary: str, workdir: Path, zone: str, upstream: int) -> Iterator[int]:
+    """Synchronous use (the upstream server runs in another process or thread)."""
+    proc, port = start_resolver(kind, binary, workdir, zone, upstream)
+    try:
+        deadline = time.monotonic() + 15
+        while not _probe_ok(port, zone):
+            _check_alive(proc)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{kind} on port {port} did not answer for {zone}")
+            time.sleep(0.1)
+        yield port
+    finally:
+        stop_resolver(proc)
+
+
+@contextlib.asynccontextmanager
+async def arun_resolver(
+    kind: str, binary: str, workdir: Path, zone: str, upstream: int
+) -> AsyncIterator[int]:
+    """Asynchronous use: the upstream server runs on this event loop, so waiting must not block it."""
+    proc, port = start_resolver(kind, binary, workdir, zone, upstream)
+    try:
+        deadline = time.monotonic() + 15
+        while not await asyncio.to_thread(_probe_ok, port, zone):
+            _check_alive(proc)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{kind} on port {port} did not answer for {zone}")
+            await asyncio.sleep(0.1)
+        yield port
+    finally:
+        stop_resolver(proc)

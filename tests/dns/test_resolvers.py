@@ -1,0 +1,96 @@
+"""Through real recursive resolvers on loopback: unbound (stub zone) and BIND named (forwarder)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import dns.asyncquery
+import dns.flags
+import dns.message
+import dns.rcode
+import pytest
+
+from audionet.audio.analysis import dominant_frequency, tone_snr
+from audionet.dns.client import DnsFetcher, Player
+from audionet.dns.proto.client import ClientSettings
+from tests.conftest import require_binary
+from tests.dns.helpers import SinkBox
+from tests.dns.resolvers import arun_resolver
+from tests.dns.test_client import ZONE, broadcasting
+
+pytestmark = [pytest.mark.daemon, pytest.mark.slow]
+
+
+async def play_through(port: int, seconds: float, version: int, target: float = 2.0):
+    box = SinkBox()
+    settings = ClientSettings(ZONE, version=version, target_seconds=target)
+    player = Player(settings, DnsFetcher("127.0.0.1", port), box)
+    report = await player.run(seconds, give_up=20)
+    assert box.sink is not None
+    return report, box.sink.pcm, box.sink.format
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "seconds"),
+    [("unbound", 2, 20.0), ("named", 2, 12.0), ("unbound", 1, 10.0)],
+)
+async def test_tone_through_resolver(
+    kind: str, version: int, seconds: float, tmp_path: Path
+) -> None:
+    binary = require_binary(kind, "unbound" if kind == "unbound" else "bind9")
+    async with broadcasting(version, prefill=4.0) as b:
+        upstream = b.server.address[1]
+        async with arun_resolver(kind, binary, tmp_path / kind, ZONE, upstream) as port:
+            report, pcm, fmt = await play_through(port, seconds, version)
+            via_resolver = b.metrics.total
+    assert report.seconds == pytest.approx(seconds, abs=0.07)
+    assert abs(dominant_frequency(pcm, fmt) - 440) < 3
+    assert tone_snr(pcm, fmt, 440) > 20
+    assert report.underruns == 0
+    assert report.concealed == 0
+    assert via_resolver > 0
+    if version == 2:
+        assert report.tcp_fallbacks == 0  # v2 answers fit 1232 bytes: UDP all the way
+    else:
+        assert (
+            report.tcp_fallbacks > 0
+        )  # v1 packs are ~2 kB: the resolver truncates, we retry on TCP
+
+
+async def test_sizes_mixed_case_and_nxdomain_through_unbound(tmp_path: Path) -> None:
+    binary = require_binary("unbound")
+    async with broadcasting(1, prefill=4.0) as b:
+        async with arun_resolver(
+            "unbound", binary, tmp_path / "u", ZONE, b.server.address[1]
+        ) as port:
+            name = f"SeQ_2.{ZONE.upper()}"
+            q = dns.message.make_query(name, "TXT")  # no EDNS: at most 512 bytes
+            r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=5)
+            assert r.flags & dns.flags.TC
+            r = await dns.asyncquery.tcp(q, "127.0.0.1", port=port, timeout=5)
+            assert len(r.answer[0]) >= 8
+            assert str(r.question[0].name) == name + "."
+            q = dns.message.make_query(f"seq_999999.{ZONE}", "TXT", use_edns=0, payload=1232)
+            r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=5)
+            assert r.rcode() == dns.rcode.NXDOMAIN
+        assert b.metrics.tcp_queries >= 1 or b.metrics.truncated >= 1
+
+
+async def test_restart_through_unbound(tmp_path: Path) -> None:
+    binary = require_binary("unbound")
+    async with contextlib.AsyncExitStack() as first:
+        b = await first.enter_async_context(broadcasting(2, prefill=4.0))
+        upstream = b.server.address[1]
+        async with arun_resolver("unbound", binary, tmp_path / "u", ZONE, upstream) as port:
+            task = asyncio.create_task(play_through(port, 16.0, 2, target=1.5))
+            await asyncio.sleep(4.0)
+            await first.aclose()  # the server goes away mid-stream
+            await asyncio.sleep(1.0)
+            async with broadcasting(2, port=upstream, prefill=4.0):
+                report, pcm, fmt = await asyncio.wait_for(task, 40)
+    assert report.restarts == 1
+    assert report.failures > 0
+    tail = pcm[-4 * 32000 :]
+    assert abs(dominant_frequency(tail, fmt) - 440) < 3
