@@ -14,10 +14,10 @@ import pytest
 
 from audionet.audio.analysis import dominant_frequency, tone_snr
 from audionet.dns.client import DnsFetcher, Player
+from audionet.dns.localresolver import arun_resolver
 from audionet.dns.proto.client import ClientSettings
 from tests.conftest import require_binary
 from tests.dns.helpers import SinkBox
-from tests.dns.resolvers import arun_resolver
 from tests.dns.test_client import ZONE, broadcasting
 
 pytestmark = [pytest.mark.daemon, pytest.mark.slow]

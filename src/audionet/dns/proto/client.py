@@ -182,8 +182,11 @@ class StreamClient:
     def on_failure(self, req: Request, why: Failure, now: float) -> None:
         self._inflight.discard(req)
         if self.s.version == 1 and req.kind == Kind.PACK and req.seq > self._known_last >= 0:
-            # A v1 probe for the next pack, not there yet: ask again soon (not a failure).
-            self.stats.probes += 1
+            # A v1 probe for the next pack: not there yet (NXDOMAIN) is expected; ask again soon.
+            if why is Failure.NXDOMAIN:
+                self.stats.probes += 1
+            else:
+                self.stats.failures += 1
             self._due[req] = now + self._probe_delay()
             return
         self.stats.failures += 1

@@ -1,8 +1,9 @@
-"""Real recursive resolvers started on loopback for tests and benchmarks: unbound and BIND named.
+"""Real DNS daemons started on loopback, for tests, benchmarks and trying AoDNS through a resolver.
 
-unbound runs with a stub zone pointing at our server, BIND as a forwarding resolver; both in their own
-temporary directory, on a free high port, without DNSSEC validation for the test zone, without
-privileges dropping, chroot or remote control. They are stopped (by their process id) on exit.
+unbound runs with a stub zone pointing at our server, BIND ``named`` as a forwarding resolver, NSD as
+an authoritative peer serving a zone file (for the benchmark); each in its own directory, on a free
+high port, without DNSSEC validation for the zone, privilege dropping, chroot or remote control.
+They are stopped by their own process id on exit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def free_port() -> int:
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
+            port: int = u.getsockname()[1]
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
                 try:
                     t.bind(("127.0.0.1", port))
@@ -84,6 +85,32 @@ controls {{ }};
 """
 
 
+def nsd_conf(workdir: Path, port: int, zone: str, zonefile: Path) -> str:
+    """NSD as a plain authoritative server; ``rrl-ratelimit: 0`` turns response rate limiting off."""
+    return f"""server:
+    ip-address: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    username: ""
+    chroot: ""
+    zonesdir: "{workdir}"
+    pidfile: "{workdir}/nsd.pid"
+    database: ""
+    zonelistfile: "{workdir}/zone.list"
+    xfrdfile: "{workdir}/xfrd.state"
+    xfrdir: "{workdir}"
+    logfile: "{workdir}/nsd.log"
+    server-count: 1
+    verbosity: 0
+    rrl-ratelimit: 0
+remote-control:
+    control-enable: no
+zone:
+    name: "{zone}"
+    zonefile: "{zonefile}"
+"""
+
+
 def _probe_ok(port: int, zone: str) -> bool:
     with contextlib.suppress(Exception):
         r = dns.query.udp(dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port, timeout=0.5)
@@ -110,8 +137,12 @@ def start_resolver(
     elif kind == "named":
         conf.write_text(named_conf(workdir, port, upstream))
         cmd = [binary, "-g", "-c", str(conf), "-n", "1"]
+    elif kind == "nsd":
+        # ``upstream`` is unused: NSD serves ``workdir/<zone>.zone``, written by the caller.
+        conf.write_text(nsd_conf(workdir, port, zone, workdir / f"{zone}.zone"))
+        cmd = [binary, "-d", "-c", str(conf)]
     else:
-        raise ValueError(kind)
+        raise ValueError(f"unknown daemon {kind!r}: unbound, named or nsd")
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), port
 
 

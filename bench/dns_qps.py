@@ -1,0 +1,196 @@
+"""Queries per second: our AoDNS server against NSD serving the same records, same run, dnsperf.
+
+Starts ``audionet dns serve`` (v2, a 440 Hz tone, the live stream running), copies every record it
+serves (config, index, all packs, apex) into a zone file, serves that file with NSD (response rate
+limiting off: ``rrl-ratelimit: 0``), then runs dnsperf against each, with and without EDNS, on a query
+mix of 1 index : 1 config : 8 pack queries (what listeners send). Both on loopback high ports, each
+single-threaded. Prints a markdown table and writes it to ``bench/results/dns_qps.md``.
+
+    .venv/bin/python bench/dns_qps.py            # ~1 minute
+    .venv/bin/python bench/dns_qps.py --seconds 5 --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+
+from audionet.dns.localresolver import free_port, run_resolver
+from audionet.dns.proto import names, v2
+
+ZONE = "bench.aodns.test"
+HERE = Path(__file__).resolve().parent
+
+
+def query(port: int, name: str, rdtype: str = "TXT") -> dns.message.Message:
+    return dns.query.tcp(dns.message.make_query(name, rdtype), "127.0.0.1", port=port, timeout=3)
+
+
+def wait_server(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}"
+            )
+        try:
+            if query(port, ZONE, "SOA").answer:
+                return
+        except Exception:
+            time.sleep(0.2)
+    raise TimeoutError("our server did not start")
+
+
+def snapshot_records(port: int) -> tuple[list[str], list[str]]:
+    """Zone file lines for everything the server holds now, and the query names."""
+    lines: list[str] = []
+    for name, rdtype in [(ZONE, "SOA"), (ZONE, "NS"), (f"ns.{ZONE}", "A")]:
+        lines += [r.to_text() for r in query(port, name, rdtype).answer]
+    stream = "main"
+    cfg_name = names.v2_config_name(ZONE, stream)
+    idx_name = names.v2_index_name(ZONE, stream)
+    cfg = query(port, cfg_name)
+    idx_msg = query(port, idx_name)
+    idx = v2.Index.from_text(b"".join(idx_msg.answer[0][0].strings))
+    lines += [r.to_text() for r in cfg.answer] + [r.to_text() for r in idx_msg.answer]
+    lines += [r.to_text() for r in query(port, names.v2_streams_name(ZONE)).answer]
+    packs = [names.v2_pack_name(ZONE, stream, s, idx.epoch) for s in range(idx.first, idx.last + 1)]
+    for p in packs:
+        lines += [r.to_text() for r in query(port, p).answer]
+    qnames = []
+    for i, p in enumerate(packs):
+        qnames.append(p)
+        if i % 8 == 0:
+            qnames += [idx_name, cfg_name]
+    return lines, qnames
+
+
+def dnsperf(
+    port: int, datafile: Path, seconds: float, clients: int, edns: bool
+) -> dict[str, float]:
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(datafile), "-l", str(seconds)]
+    cmd += ["-c", str(clients), "-q", "200", "-t", "2"]
+    if edns:
+        cmd.append("-e")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+
+    def grab(pattern: str) -> float:
+        m = re.search(pattern, out)
+        return float(m.group(1)) if m else float("nan")
+
+    return {
+        "qps": grab(r"Queries per second:\s+([\d.]+)"),
+        "lost": grab(r"Queries lost:\s+(\d+)"),
+        "sent": grab(r"Queries sent:\s+(\d+)"),
+        "resp_size": grab(r"Average packet size:\s+request \d+, response (\d+)"),
+        "latency_ms": grab(r"Average Latency \(s\):\s+([\d.]+)") * 1000,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--seconds", type=float, default=8.0, help="each dnsperf run (default 8)")
+    ap.add_argument(
+        "--rounds", type=int, default=2, help="alternating rounds per setting (default 2)"
+    )
+    ap.add_argument("--clients", type=int, default=4, help="dnsperf clients (default 4)")
+    args = ap.parse_args()
+    for tool in ("dnsperf", "nsd"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            print(f"{tool} is not installed (apt-get install {tool})", file=sys.stderr)
+            return 2
+    nsd_bin = shutil.which("nsd") or "/usr/sbin/nsd"
+    work = Path(tempfile.mkdtemp(prefix="dns_qps_"))
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "audionet",
+            "-q",
+            "dns",
+            "serve",
+            ZONE,
+            "--port",
+            str(port),
+            "--packs",
+            "2000",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_server(port, server)
+        time.sleep(6)  # let a dozen packs accumulate
+        lines, qnames = snapshot_records(port)
+        (work / "nsd").mkdir()
+        (work / "nsd" / f"{ZONE}.zone").write_text("\n".join(lines) + "\n")
+        datafile = work / "queries.txt"
+        datafile.write_text("".join(f"{q} TXT\n" for q in qnames))
+        with run_resolver("nsd", nsd_bin, work / "nsd", ZONE, 0) as nsd_port:
+            sample = qnames[0]
+            ours = query(port, sample).answer[0]
+            theirs = query(nsd_port, sample).answer[0]
+            same = sorted(r.strings for r in ours) == sorted(r.strings for r in theirs)
+            results: dict[tuple[bool, str], list[dict[str, float]]] = {}
+            for _ in range(args.rounds):
+                for edns in (False, True):
+                    for who, p in (("aodns", port), ("nsd", nsd_port)):
+                        r = dnsperf(p, datafile, args.seconds, args.clients, edns)
+                        results.setdefault((edns, who), []).append(r)
+                        print(f"  {who:5} edns={edns!s:5} {r['qps']:9.0f} q/s", file=sys.stderr)
+    finally:
+        server.terminate()
+        server.wait(10)
+    uv = "uvloop" if _has_uvloop() else "asyncio"
+    rows = [
+        f"Query mix: {len(qnames)} names (1 index : 1 config : 8 packs), {len(lines)} records; "
+        f"answers identical on both servers: {'yes' if same else 'NO'}; our server on {uv}; "
+        f"{args.rounds} alternating rounds of {args.seconds:g} s, {args.clients} dnsperf clients, "
+        "best round shown.",
+        "",
+        "| EDNS | AoDNS q/s | NSD q/s | AoDNS / NSD | avg response bytes (ours / NSD) | lost (ours / NSD) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for edns in (False, True):
+        a = max(results[(edns, "aodns")], key=lambda r: r["qps"])
+        n = max(results[(edns, "nsd")], key=lambda r: r["qps"])
+        label = "on (4096)" if edns else "off (512, packs truncated)"
+        rows.append(
+            f"| {label} | {a['qps']:.0f} | {n['qps']:.0f} | {a['qps'] / n['qps']:.0%} | "
+            f"{a['resp_size']:.0f} / {n['resp_size']:.0f} | {a['lost']:.0f} / {n['lost']:.0f} |"
+        )
+    table = "\n".join(rows) + "\n"
+    print(table)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "dns_qps.md").write_text(
+        "# dns_qps: AoDNS server vs NSD (dnsperf, loopback)\n\n"
+        "Command: `.venv/bin/python bench/dns_qps.py`\n\n" + table
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())
