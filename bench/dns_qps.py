@@ -29,7 +29,7 @@ import dns.rdatatype
 from audionet.dns.localresolver import free_port, run_resolver
 from audionet.dns.proto import names, v2
 
-ZONE = "bench.aodns.test"
+ZONE = "bench.example.net"
 HERE = Path(__file__).resolve().parent
 
 

@@ -62,7 +62,7 @@ class ClientSettings:
     concurrency: int = 4
     #: v2 index re-read interval (its TTL is 1 s); v1's sequence list is cached 4 s like the
     #: original.
-    index_interval: float = 0.5
+    index_interval: float = 1.0
     v1_sequence_interval: float = 4.0
     #: v1 frame length (the original is fixed at Opus 60 ms and cannot tell the client).
     v1_frame_seconds: float = 0.06
