@@ -1,0 +1,102 @@
+"""``audionet dns serve|play|info`` as a user runs them: a server process, the CLI in-process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import pytest
+
+from audionet.audio.analysis import dominant_frequency
+from audionet.audio.wav import read_wav
+from audionet.cli.main import main
+from audionet.dns.localresolver import free_port
+
+ZONE = "cli.example.com"
+
+
+def serve(*extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "audionet", "dns", "serve", ZONE, "--port", str(port), *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            q = dns.message.make_query(ZONE, "SOA")
+            if dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3).answer:
+                return proc, port
+        except Exception:
+            time.sleep(0.1)
+    proc.kill()
+    raise TimeoutError("server did not start")
+
+
+@pytest.fixture
+def server_v2() -> Iterator[int]:
+    proc, port = serve("--key", "sesame")
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.mark.parametrize("fmt", ["v2", "v1"])
+def test_serve_then_play_to_wav(
+    fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proc, port = serve("--format", fmt, "--source", "tone:440")
+    try:
+        time.sleep(2.5)  # a fresh server: let a little audio accumulate
+        out = tmp_path / "x.wav"
+        args = ["dns", "play", ZONE, "--server", f"127.0.0.1:{port}", "--format", fmt]
+        rc = main([*args, "--out", str(out), "--duration", "3", "--target", "1"])
+        assert rc == 0
+        fmt_, pcm = read_wav(out)
+        assert fmt_.rate == 16000 and len(pcm) == 50 * 1920
+        assert abs(dominant_frequency(pcm, fmt_) - 440) < 3
+        assert "0 underruns" in capsys.readouterr().err
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_info_and_keys(server_v2: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    time.sleep(1.5)
+    assert main(["dns", "info", ZONE, "--server", f"127.0.0.1:{server_v2}"]) == 0
+    out = capsys.readouterr().out
+    assert "main: v2 opus 16000 Hz 1 ch 60 ms frames, encrypted" in out
+    play = ["dns", "play", ZONE, "--server", f"127.0.0.1:{server_v2}", "--duration", "1"]
+    assert main([*play, "--out", str(tmp_path / "a.wav"), "--key", "wrong"]) == 1
+    assert "wrong passphrase" in capsys.readouterr().err
+    assert main([*play, "--out", str(tmp_path / "b.wav")]) == 1
+    assert "encrypted: pass its passphrase with --key" in capsys.readouterr().err
+
+
+def test_info_without_stream_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    proc, port = serve()
+    try:
+        assert main(["dns", "info", "other.example.com", "--server", f"127.0.0.1:{port}"]) == 1
+        assert "no AoDNS stream found" in capsys.readouterr().err
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("cmd", ["serve", "play", "info"])
+def test_help_has_examples(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["dns", cmd, "--help"])
+    assert e.value.code == 0
+    assert f"audionet dns {cmd} " in capsys.readouterr().out
+
+
+def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dns", "serve", "bad..zone", "--port", "1"]) == 1
+    assert "zone" in capsys.readouterr().err
+    assert main(["dns", "play", ZONE, "--server", "127.0.0.1:notaport"]) == 1
+    assert "bad port" in capsys.readouterr().err
