@@ -29,6 +29,18 @@ def _format(text: str) -> int:
     return int(text[1])
 
 
+def _publish_target(spec: str | None, tsig: str | None) -> tuple[str, int, Any] | None:
+    if spec is None:
+        if tsig is not None:
+            raise ConfigError("--tsig needs --publish HOST:PORT")
+        return None
+    from audionet.dns.client import parse_server
+    from audionet.dns.publish import TsigKey
+
+    host, port = parse_server(spec)
+    return host, port, TsigKey.parse(tsig) if tsig else None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from audionet.dns.broadcast import ServeOptions, serve
     from audionet.dns.proto import v2
@@ -45,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         packs=args.packs,
         bitrate=args.bitrate,
         encoding=v2.Encoding.BASE91 if args.text else v2.Encoding.RAW,
+        publish=_publish_target(args.publish, args.tsig),
     )
     if args.packs < 2 or args.packs > 10_000:
         raise ConfigError("--packs must be between 2 and 10000")
@@ -128,7 +141,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="be the authoritative DNS server of ZONE and stream audio into it",
         epilog="examples:\n  audionet dns serve music.example.com --source tone:440\n"
         "  audionet dns serve music.example.com --source file:song.mp3 --key 'secret words'\n"
-        "  audionet dns serve music.example.com --format v1 --port 5053",
+        "  audionet dns serve music.example.com --format v1 --port 5053\n"
+        "  audionet dns serve music.example.com --publish 10.0.0.53:53 --tsig hmac-sha256:up:c2VjcmV0",
     )
     serve.add_argument("zone", help="the zone to serve, e.g. music.example.com")
     serve.add_argument(
@@ -150,6 +164,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.add_argument("--bitrate", type=int, help="codec bit rate in bit/s (Opus default ~20000)")
     serve.add_argument(
         "--text", action="store_true", help="v2: basE91 text payloads instead of raw bytes"
+    )
+    serve.add_argument(
+        "--publish",
+        metavar="HOST:PORT",
+        help="also push the records into this primary server by RFC 2136 dynamic update",
+    )
+    serve.add_argument(
+        "--tsig", metavar="[ALG:]NAME:SECRET", help="TSIG key for --publish (like nsupdate -y)"
     )
 
     play_cmd = add_command(

@@ -20,6 +20,7 @@ from audionet.dns.errors import StreamConfigError
 from audionet.dns.metrics import ServerMetrics
 from audionet.dns.proto import v1, v2
 from audionet.dns.proto.publisher import V1Stream, V2Stream, ZonePublisher
+from audionet.dns.publish import DynamicPublisher, TsigKey
 from audionet.dns.server import DnsServer
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class ServeOptions:
     bitrate: int | None = None
     encoding: v2.Encoding = v2.Encoding.RAW
     max_pack_seconds: float = 1.0
+    #: Also publish into this primary by RFC 2136 dynamic update: (host, port, TSIG key or None).
+    publish: tuple[str, int, TsigKey | None] | None = None
 
 
 def make_codec(name: str, version: int, bitrate: int | None = None) -> Codec:
@@ -60,6 +63,11 @@ class Broadcaster:
         self.codec = make_codec(opts.codec, opts.version, opts.bitrate)
         self.publisher = ZonePublisher(opts.zone, _ns_address(opts.address))
         self.metrics = ServerMetrics()
+        self.dynamic: DynamicPublisher | None = None
+        if opts.publish is not None:
+            host, port, key = opts.publish
+            self.dynamic = DynamicPublisher(self.publisher.zone, host, port, key)
+            self.publisher.builder.changes = []  # record from the first record on
         self.feed: V1Stream | V2Stream
         if opts.version == 1:
             self.feed = self.publisher.add_v1(self.codec.frame_duration, opts.packs)
@@ -87,6 +95,8 @@ class Broadcaster:
         if self.feed.feed(packet):
             self.server.swap(self.publisher.snapshot())
             self.metrics.packs_published = self.publisher.packs_published
+            if self.dynamic is not None:
+                self.dynamic.submit(self.publisher.builder.take_changes())
         self.metrics.frames_dropped = self.publisher.frames_dropped
 
     def prefill(self, source: Source, seconds: float) -> None:
@@ -103,6 +113,10 @@ class Broadcaster:
     ) -> None:
         """Serve until cancelled (or ``duration`` seconds of audio), reading ``source`` in real time."""
         await self.server.start(self.opts.address, self.opts.port)
+        updater: asyncio.Task[None] | None = None
+        if self.dynamic is not None:
+            await self.dynamic.send(self.publisher.builder.take_changes())  # fails loudly at start
+            updater = asyncio.create_task(self.dynamic.run())
         if started is not None:
             started.set()
         try:
@@ -117,6 +131,8 @@ class Broadcaster:
                     break
             log.info("source ended after %d frames", n)
         finally:
+            if updater is not None:
+                updater.cancel()
             await self.server.close()
 
 

@@ -111,6 +111,38 @@ zone:
 """
 
 
+def named_primary_conf(workdir: Path, port: int, zone: str, key: tuple[str, str, str]) -> str:
+    """BIND as the primary of ``zone``, accepting RFC 2136 updates signed with ``key``."""
+    name, secret, algorithm = key
+    return f"""key "{name}" {{ algorithm {algorithm}; secret "{secret}"; }};
+options {{
+    directory "{workdir}";
+    pid-file "{workdir}/named.pid";
+    session-keyfile "{workdir}/session.key";
+    managed-keys-directory "{workdir}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+}};
+controls {{ }};
+zone "{zone}" {{
+    type primary;
+    file "{workdir}/{zone}.db";
+    allow-update {{ key "{name}"; }};
+}};
+"""
+
+
+def primary_zone_text(zone: str) -> str:
+    return (
+        f"$ORIGIN {zone}.\n$TTL 60\n"
+        f"@ IN SOA ns.{zone}. hostmaster.{zone}. 1 3600 600 86400 1\n"
+        f"@ IN NS ns.{zone}.\nns IN A 127.0.0.1\n"
+    )
+
+
 def _probe_ok(port: int, zone: str) -> bool:
     with contextlib.suppress(Exception):
         r = dns.query.udp(dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port, timeout=0.5)
@@ -125,7 +157,12 @@ def _check_alive(proc: subprocess.Popen[bytes]) -> None:
 
 
 def start_resolver(
-    kind: str, binary: str, workdir: Path, zone: str, upstream: int
+    kind: str,
+    binary: str,
+    workdir: Path,
+    zone: str,
+    upstream: int,
+    key: tuple[str, str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``unbound`` or ``named`` forwarding ``zone`` to ``127.0.0.1:upstream`` (not waited for)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +173,12 @@ def start_resolver(
         cmd = [binary, "-d", "-c", str(conf)]
     elif kind == "named":
         conf.write_text(named_conf(workdir, port, upstream))
+        cmd = [binary, "-g", "-c", str(conf), "-n", "1"]
+    elif kind == "named-primary":
+        if key is None:
+            raise ValueError("named-primary needs a TSIG key (name, secret, algorithm)")
+        (workdir / f"{zone}.db").write_text(primary_zone_text(zone))
+        conf.write_text(named_primary_conf(workdir, port, zone, key))
         cmd = [binary, "-g", "-c", str(conf), "-n", "1"]
     elif kind == "nsd":
         # ``upstream`` is unused: NSD serves ``workdir/<zone>.zone``, written by the caller.
@@ -156,9 +199,16 @@ def stop_resolver(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def run_resolver(kind: str, binary: str, workdir: Path, zone: str, upstream: int) -> Iterator[int]:
+def run_resolver(
+    kind: str,
+    binary: str,
+    workdir: Path,
+    zone: str,
+    upstream: int,
+    key: tuple[str, str, str] | None = None,
+) -> Iterator[int]:
     """Synchronous use (the upstream server runs in another process or thread)."""
-    proc, port = start_resolver(kind, binary, workdir, zone, upstream)
+    proc, port = start_resolver(kind, binary, workdir, zone, upstream, key)
     try:
         deadline = time.monotonic() + 15
         while not _probe_ok(port, zone):

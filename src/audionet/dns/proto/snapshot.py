@@ -55,6 +55,10 @@ NS_TTL = 3600
 _HDR_BITS = QR | AA
 
 
+#: One recorded TXT change: name, TTL and the strings of each RR (None: the RRset was deleted).
+Change = tuple[str, int, tuple[tuple[bytes, ...], ...] | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """The bytes after the question of a positive answer, and its section counts."""
@@ -201,6 +205,9 @@ class SnapshotBuilder:
         self._answers: dict[tuple[bytes, int], Answer] = {}
         self._ns_address = ns_address
         self._put_apex()
+        #: When a list, every TXT change is also recorded here (for RFC 2136 publishing):
+        #: ``(name, ttl, strings per RR)``, or ``(name, 0, None)`` for a deletion.
+        self.changes: list[Change] | None = None
 
     def _put_apex(self) -> None:
         z = self.zone
@@ -227,10 +234,21 @@ class SnapshotBuilder:
         """Set ``name``'s TXT RRset: one resource record per tuple of strings."""
         if not in_zone(name, self.zone):
             raise ValueError(f"{name} is outside {self.zone}")
-        self._set(name, Type.TXT, ttl, [txt_rdata(s) for s in strings_per_rr])
+        rrs = tuple(tuple(s) for s in strings_per_rr)
+        self._set(name, Type.TXT, ttl, [txt_rdata(s) for s in rrs])
+        if self.changes is not None:
+            self.changes.append((name, ttl, rrs))
 
     def remove(self, name: str, rdtype: int = Type.TXT) -> None:
         self._answers.pop((name_to_wire(name), rdtype), None)
+        if self.changes is not None:
+            self.changes.append((name, 0, None))
+
+    def take_changes(self) -> list[Change]:
+        """The changes recorded since the last call (and start recording if not yet)."""
+        out = self.changes or []
+        self.changes = []
+        return out
 
     def build(self) -> Snapshot:
         """Freeze the current records (the answers are shared, the tables are new)."""
