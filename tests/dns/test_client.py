@@ -78,7 +78,7 @@ async def test_server_restart_mid_stream(version: int) -> None:
             DnsFetcher("127.0.0.1", port),
             box,
         )
-        task = asyncio.create_task(player.run(12.0, give_up=15))
+        task = asyncio.create_task(player.run(9.0, give_up=15))
         await asyncio.sleep(3.0)
     # The server is gone for a second (queries time out), then a new run starts on the same port.
     await asyncio.sleep(1.0)

@@ -84,7 +84,7 @@ async def test_restart_through_unbound(tmp_path: Path) -> None:
         b = await first.enter_async_context(broadcasting(2, prefill=4.0))
         upstream = b.server.address[1]
         async with arun_resolver("unbound", binary, tmp_path / "u", ZONE, upstream) as port:
-            task = asyncio.create_task(play_through(port, 16.0, 2, target=1.5))
+            task = asyncio.create_task(play_through(port, 12.0, 2, target=1.5))
             await asyncio.sleep(4.0)
             await first.aclose()  # the server goes away mid-stream
             await asyncio.sleep(1.0)
