@@ -100,3 +100,23 @@ def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert "zone" in capsys.readouterr().err
     assert main(["dns", "play", ZONE, "--server", "127.0.0.1:notaport"]) == 1
     assert "bad port" in capsys.readouterr().err
+
+
+def test_metrics_port() -> None:
+    import urllib.request
+
+    mport = free_port()
+    proc, port = serve("--metrics-port", str(mport))
+    try:
+        for name in ("config.main", "nothing"):
+            dns.query.udp(
+                dns.message.make_query(f"{name}.{ZONE}", "TXT"), "127.0.0.1", port=port, timeout=2
+            )
+        text = (
+            urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
+        )
+        assert 'aodns_queries_total{qtype="TXT",result="NOERROR"}' in text
+        assert 'aodns_queries_total{qtype="TXT",result="NXDOMAIN"}' in text
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -58,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bitrate=args.bitrate,
         encoding=v2.Encoding.BASE91 if args.text else v2.Encoding.RAW,
         publish=_publish_target(args.publish, args.tsig),
+        metrics_port=args.metrics_port,
     )
     if args.packs < 2 or args.packs > 10_000:
         raise ConfigError("--packs must be between 2 and 10000")
@@ -172,6 +173,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     serve.add_argument(
         "--tsig", metavar="[ALG:]NAME:SECRET", help="TSIG key for --publish (like nsupdate -y)"
+    )
+    serve.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics"
     )
 
     play_cmd = add_command(

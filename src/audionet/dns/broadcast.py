@@ -25,6 +25,9 @@ from audionet.dns.server import DnsServer
 
 log = logging.getLogger(__name__)
 
+#: Seconds between the server's summary lines at INFO (never one line per query).
+REPORT_EVERY = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
@@ -42,6 +45,8 @@ class ServeOptions:
     max_pack_seconds: float = 1.0
     #: Also publish into this primary by RFC 2136 dynamic update: (host, port, TSIG key or None).
     publish: tuple[str, int, TsigKey | None] | None = None
+    #: Serve Prometheus metrics over HTTP on this port (127.0.0.1 only).
+    metrics_port: int | None = None
 
 
 def make_codec(name: str, version: int, bitrate: int | None = None) -> Codec:
@@ -122,6 +127,8 @@ class Broadcaster:
         try:
             n = 0
             limit = None if duration is None else int(duration / self.codec.frame_duration)
+            loop = asyncio.get_running_loop()
+            next_report = loop.time() + REPORT_EVERY
             async for pcm in _paced(source, self.codec.frame_samples, self.codec.frame_duration):
                 if len(pcm) < self.codec.frame_bytes:
                     pcm = pcm + bytes(self.codec.frame_bytes - len(pcm))
@@ -129,6 +136,17 @@ class Broadcaster:
                 n += 1
                 if limit is not None and n >= limit:
                     break
+                if loop.time() >= next_report:
+                    next_report += REPORT_EVERY
+                    m = self.metrics
+                    log.info(
+                        "%d queries (%d over TCP, %d truncated), %d packs published, %.1f MB out",
+                        m.total,
+                        m.tcp_queries,
+                        m.truncated,
+                        m.packs_published,
+                        m.bytes_out / 1e6,
+                    )
             log.info("source ended after %d frames", n)
         finally:
             if updater is not None:
@@ -165,6 +183,13 @@ async def _paced(source: Source, frames: int, frame_seconds: float) -> AsyncIter
 async def serve(opts: ServeOptions, started: asyncio.Event | None = None) -> None:
     """``audionet dns serve``: open the source and run until interrupted."""
     b = Broadcaster(opts)
+    if opts.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from audionet.dns.metrics import register_prometheus
+
+        register_prometheus(b.metrics)
+        start_http_server(opts.metrics_port, addr="127.0.0.1")
     fmt = AudioFormat(b.codec.format.rate, b.codec.format.channels)
     with open_source(opts.source, fmt, loop=True) as source:
         await b.run(source, started)
