@@ -120,3 +120,61 @@ def test_metrics_port() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("kind", ["file", "stdin"])
+def test_file_and_stdin_sources(kind: str, tmp_path: Path) -> None:
+    from audionet.audio.format import AudioFormat
+    from audionet.audio.sources import ToneSource
+    from audionet.audio.wav import write_wav
+
+    fmt = AudioFormat(16000)
+    pcm = ToneSource(660, fmt, seconds=1.0).read(16000)
+    if kind == "file":
+        wav = tmp_path / "in.wav"
+        write_wav(wav, AudioFormat(16000), pcm)
+        proc, port = serve("--source", f"file:{wav}")  # 1 s of audio, looped
+    else:
+        port = free_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "audionet",
+            "dns",
+            "serve",
+            ZONE,
+            "--port",
+            str(port),
+            "--source",
+            "stdin",
+        ]
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(pcm * 8)  # 8 s of raw s16le 16 kHz mono
+        proc.stdin.flush()
+    try:
+        time.sleep(3.0)
+        out = tmp_path / "out.wav"
+        rc = main(
+            [
+                "dns",
+                "play",
+                ZONE,
+                "--server",
+                f"127.0.0.1:{port}",
+                "--out",
+                str(out),
+                "--duration",
+                "2",
+                "--target",
+                "1",
+            ]
+        )
+        assert rc == 0
+        fmt_, got = read_wav(out)
+        assert abs(dominant_frequency(got, fmt_) - 660) < 3
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -112,3 +112,27 @@ def test_parse_server() -> None:
         parse_server("host:port")
     with pytest.raises(ConfigError):
         parse_server("host:70000")
+
+
+async def test_codec2_stream_and_ipv6() -> None:
+    b = Broadcaster(ServeOptions(ZONE, address="::1", port=0, codec="codec2"))
+    src = ToneSource(440, b.codec.format)
+    b.prefill(src, 3.0)
+    started = asyncio.Event()
+    task = asyncio.create_task(b.run(src, started))
+    await started.wait()
+    try:
+        box = SinkBox()
+        settings = ClientSettings(ZONE, target_seconds=1.0)
+        report = await Player(settings, DnsFetcher("::1", b.server.address[1]), box).run(
+            2.0, give_up=10
+        )
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert box.sink is not None and box.sink.format.rate == 8000
+    assert report.underruns == 0 and report.seconds == pytest.approx(2.0, abs=0.05)
+    assert (
+        abs(dominant_frequency(box.sink.pcm, box.sink.format) - 440) < 15
+    )  # a vocoder, not a waveform codec

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 TCP_IDLE = 10.0
 #: Queries answered on one TCP connection before it is closed (bounds a client's hold on us).
 TCP_MAX_QUERIES = 1000
+#: Open TCP connections at most; more are closed at once (bounds file descriptors under a flood).
+TCP_MAX_CONNECTIONS = 256
 #: Distinct UDP queries remembered per snapshot (a response depends only on the query's bytes after
 #: its ID and on the snapshot, so repeated queries cost one dict look-up and one concatenation).
 CACHE_SIZE = 4096
@@ -121,6 +123,9 @@ class DnsServer:
         return self.address
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._tcp_writers) >= TCP_MAX_CONNECTIONS:
+            writer.transport.abort()
+            return
         self._tcp_writers.add(writer)
         self.metrics.tcp_connections += 1
         try:

@@ -312,6 +312,10 @@ class StreamClient:
                 self._give_up(seq)
         self._want_from = max(self._want_from, first)
         self._known_last = max(self._known_last, last)
+        if len(self._have) > 4 * (last - first + 2) + 64:
+            # Forget packs older than the index (a long session must not grow without bound).
+            self._have = {s for s in self._have if s >= first}
+            self._tries = {k: v for k, v in self._tries.items() if k < 0 or k >= first}
         if self.s.version == 1:
             self._probe(now)
 
