@@ -4,7 +4,8 @@ Starts ``audionet dns serve`` (v2, a 440 Hz tone, the live stream running), copi
 serves (config, index, all packs, apex) into a zone file, serves that file with NSD (response rate
 limiting off: ``rrl-ratelimit: 0``), then runs dnsperf against each, with and without EDNS, on a query
 mix of 1 index : 1 config : 8 pack queries (what listeners send). Both on loopback high ports, each
-single-threaded. Prints a markdown table and writes it to ``bench/results/dns_qps.md``.
+single-threaded. A third target, a uvloop UDP server that answers by flipping the QR bit and does no
+DNS work, shows the ceiling of a Python asyncio server on the same machine in the same run. Prints a markdown table and writes it to ``bench/results/dns_qps.md``.
 
     .venv/bin/python bench/dns_qps.py            # ~1 minute
     .venv/bin/python bench/dns_qps.py --seconds 5 --rounds 1
@@ -13,6 +14,7 @@ single-threaded. Prints a markdown table and writes it to ``bench/results/dns_qp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -35,6 +37,24 @@ HERE = Path(__file__).resolve().parent
 
 def query(port: int, name: str, rdtype: str = "TXT") -> dns.message.Message:
     return dns.query.tcp(dns.message.make_query(name, rdtype), "127.0.0.1", port=port, timeout=3)
+
+
+#: The framework's ceiling: a uvloop UDP server that only flips the QR bit (no DNS work at all).
+ECHO = """
+import asyncio, sys
+try:
+    import uvloop
+    run = uvloop.run
+except ImportError:
+    run = asyncio.run
+class P(asyncio.DatagramProtocol):
+    def connection_made(self, t): self.t = t
+    def datagram_received(self, d, a): self.t.sendto(d[:2] + bytes([d[2] | 0x80]) + d[3:], a)
+async def main():
+    await asyncio.get_running_loop().create_datagram_endpoint(P, local_addr=("127.0.0.1", int(sys.argv[1])))
+    await asyncio.sleep(3600)
+run(main())
+"""
 
 
 def wait_server(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -140,6 +160,8 @@ def main() -> int:
         (work / "nsd" / f"{ZONE}.zone").write_text("\n".join(lines) + "\n")
         datafile = work / "queries.txt"
         datafile.write_text("".join(f"{q} TXT\n" for q in qnames))
+        echo_port = free_port()
+        echo = subprocess.Popen([sys.executable, "-c", ECHO, str(echo_port)])
         with run_resolver("nsd", nsd_bin, work / "nsd", ZONE, 0) as nsd_port:
             sample = qnames[0]
             ours = query(port, sample).answer[0]
@@ -148,13 +170,16 @@ def main() -> int:
             results: dict[tuple[bool, str], list[dict[str, float]]] = {}
             for _ in range(args.rounds):
                 for edns in (False, True):
-                    for who, p in (("aodns", port), ("nsd", nsd_port)):
+                    for who, p in (("aodns", port), ("nsd", nsd_port), ("echo", echo_port)):
                         r = dnsperf(p, datafile, args.seconds, args.clients, edns)
                         results.setdefault((edns, who), []).append(r)
                         print(f"  {who:5} edns={edns!s:5} {r['qps']:9.0f} q/s", file=sys.stderr)
     finally:
         server.terminate()
         server.wait(10)
+        with contextlib.suppress(NameError):
+            echo.terminate()
+            echo.wait(10)
     uv = "uvloop" if _has_uvloop() else "asyncio"
     rows = [
         f"Query mix: {len(qnames)} names (1 index : 1 config : 8 packs), {len(lines)} records; "
@@ -162,15 +187,18 @@ def main() -> int:
         f"{args.rounds} alternating rounds of {args.seconds:g} s, {args.clients} dnsperf clients, "
         "best round shown.",
         "",
-        "| EDNS | AoDNS q/s | NSD q/s | AoDNS / NSD | avg response bytes (ours / NSD) | lost (ours / NSD) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| EDNS | AoDNS q/s | NSD q/s | AoDNS / NSD | uvloop echo q/s (ceiling) | AoDNS / echo "
+        "| avg response bytes (ours / NSD) | lost (ours / NSD) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for edns in (False, True):
         a = max(results[(edns, "aodns")], key=lambda r: r["qps"])
         n = max(results[(edns, "nsd")], key=lambda r: r["qps"])
+        e = max(results[(edns, "echo")], key=lambda r: r["qps"])
         label = "on (4096)" if edns else "off (512, packs truncated)"
         rows.append(
             f"| {label} | {a['qps']:.0f} | {n['qps']:.0f} | {a['qps'] / n['qps']:.0%} | "
+            f"{e['qps']:.0f} | {a['qps'] / e['qps']:.0%} | "
             f"{a['resp_size']:.0f} / {n['resp_size']:.0f} | {a['lost']:.0f} / {n['lost']:.0f} |"
         )
     table = "\n".join(rows) + "\n"
