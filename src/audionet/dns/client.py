@@ -29,7 +29,7 @@ from audionet.audio.sinks import Sink
 from audionet.dns.errors import DnsError
 from audionet.dns.proto.client import ClientSettings, Failure, Request, StreamClient
 from audionet.dns.proto.jitter import ItemKind
-from audionet.errors import AudionetError, CodecError, ConfigError, CryptoError
+from audionet.errors import AudionetError, CodecError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +182,9 @@ class Player:
                 self.client.on_failure(req, result, now)
             else:
                 self.client.on_answer(req, result, now)
-        except (CryptoError, ConfigError, CodecError) as e:
-            self._fatal = e
-        except Exception as e:  # a bug must not hang the player silently
+        except Exception as e:
+            # A wrong/missing key, an unplayable codec (or a bug) ends the session with that error
+            # instead of leaving the player waiting silently.
             self._fatal = e
         self._wake.set()
 

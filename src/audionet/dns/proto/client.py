@@ -343,8 +343,6 @@ class StreamClient:
             if self._want_from is not None and req.seq > self._known_last:
                 self._known_last = req.seq
                 self._probe(now)
-            if self._v1_next_seq is None:
-                return self._v1_hold(req.seq, frames)
             self._v1_staged[req.seq] = frames
             self._v1_release()
         else:
@@ -361,10 +359,6 @@ class StreamClient:
                 self.jitter.put(pack.first_frame + i, f)
         self.stats.packs += 1
         self._tries.pop(req.seq, None)
-
-    def _v1_hold(self, seq: int, frames: tuple[bytes, ...]) -> None:
-        self._v1_staged[seq] = frames
-        self.stats.packs += 1
 
     def _learn(self, frames: int, now: float) -> None:
         if frames and not self._pack_frames:

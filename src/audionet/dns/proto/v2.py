@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 
-from audionet.dns.errors import BadRecordError, StreamConfigError
+from audionet.dns.errors import BadRecordError, KeyRequiredError, StreamConfigError
 from audionet.dns.proto import b91
 from audionet.dns.proto.crypto import TAG_LEN, PackCipher
 from audionet.errors import EncodingError
@@ -220,8 +220,6 @@ class Pack:
         body = payload[HEADER_LEN:]
         if flags & Flags.ENCRYPTED:
             if cipher is None:
-                from audionet.dns.errors import KeyRequiredError
-
                 raise KeyRequiredError("the stream is encrypted: pass the passphrase (--key)")
             body = cipher.open(epoch, seq, header, body)
         frames: list[bytes] = []
