@@ -136,3 +136,19 @@ async def test_codec2_stream_and_ipv6() -> None:
     assert (
         abs(dominant_frequency(box.sink.pcm, box.sink.format) - 440) < 15
     )  # a vocoder, not a waveform codec
+
+
+@pytest.mark.parametrize(
+    ("served", "asked", "stream", "message"),
+    [
+        (1, 2, "main", "serves the original v1 format"),
+        (2, 1, "main", "serves v2 streams"),
+        (2, 2, "other", "has no stream 'other'; its streams: main"),
+    ],
+)
+async def test_wrong_format_or_stream_is_a_clear_error(
+    served: int, asked: int, stream: str, message: str
+) -> None:
+    async with broadcasting(served) as b:
+        with pytest.raises(ConfigError, match=message):
+            await listen(b.server.address[1], 1.0, version=asked, stream=stream)

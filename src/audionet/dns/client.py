@@ -27,7 +27,8 @@ from audionet.audio.codecs.base import Codec
 from audionet.audio.format import AudioFormat
 from audionet.audio.sinks import Sink
 from audionet.dns.errors import DnsError
-from audionet.dns.proto.client import ClientSettings, Failure, Request, StreamClient
+from audionet.dns.proto import names
+from audionet.dns.proto.client import ClientSettings, Failure, Kind, Request, StreamClient
 from audionet.dns.proto.jitter import ItemKind
 from audionet.errors import AudionetError, CodecError, ConfigError
 
@@ -173,11 +174,15 @@ class Player:
         self.sink: Sink | None = None
         self.frames_written = 0
         self.first_audio: float | None = None
+        self._nx_seen = False
 
     async def _fetch(self, req: Request) -> None:
         result = await self.fetcher.txt(req.name)
         now = asyncio.get_running_loop().time()
         try:
+            if result is Failure.NXDOMAIN and req.kind is not Kind.PACK and not self._nx_seen:
+                self._nx_seen = True
+                await self._wrong_format_hint()
             if isinstance(result, Failure):
                 self.client.on_failure(req, result, now)
             else:
@@ -187,6 +192,24 @@ class Player:
             # instead of leaving the player waiting silently.
             self._fatal = e
         self._wake.set()
+
+    async def _wrong_format_hint(self) -> None:
+        """The stream's first record does not exist: say so plainly if the other format is there."""
+        zone = self.client.zone
+        if self.client.s.version == 2:
+            other = await self.fetcher.txt(names.v1_sequence_name(zone))
+            if isinstance(other, list):
+                raise ConfigError(f"{zone} serves the original v1 format: play it with --format v1")
+            streams = await self.fetcher.txt(names.v2_streams_name(zone))
+            if isinstance(streams, list):
+                listed = ", ".join(b"".join(rr).decode("ascii", "replace") for rr in streams)
+                raise ConfigError(
+                    f"{zone} has no stream {self.client.stream!r}; its streams: {listed} (--stream)"
+                )
+        else:
+            other = await self.fetcher.txt(names.v2_streams_name(zone))
+            if isinstance(other, list):
+                raise ConfigError(f"{zone} serves v2 streams: play it without --format v1")
 
     def _spawn(self, now: float) -> None:
         for req in self.client.requests(now):
