@@ -120,7 +120,8 @@ class Broadcaster:
         await self.server.start(self.opts.address, self.opts.port)
         updater: asyncio.Task[None] | None = None
         if self.dynamic is not None:
-            await self.dynamic.send(self.publisher.builder.take_changes())  # fails loudly at start
+            # Everything so far (config, index, prefilled packs) in one UPDATE; fails loudly.
+            await self.dynamic.flush(self.publisher.builder.take_changes())
             updater = asyncio.create_task(self.dynamic.run())
         if started is not None:
             started.set()

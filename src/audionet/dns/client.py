@@ -201,8 +201,13 @@ class Player:
             if isinstance(other, list):
                 raise ConfigError(f"{zone} serves the original v1 format: play it with --format v1")
             streams = await self.fetcher.txt(names.v2_streams_name(zone))
-            if isinstance(streams, list):
-                listed = ", ".join(b"".join(rr).decode("ascii", "replace") for rr in streams)
+            listed_names = (
+                [b"".join(rr).decode("ascii", "replace") for rr in streams]
+                if isinstance(streams, list)
+                else []
+            )
+            if listed_names and self.client.stream not in listed_names:
+                listed = ", ".join(listed_names)
                 raise ConfigError(
                     f"{zone} has no stream {self.client.stream!r}; its streams: {listed} (--stream)"
                 )

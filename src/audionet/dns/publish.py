@@ -115,6 +115,17 @@ class DynamicPublisher:
                 + (f" ({hint})" if hint else "")
             )
 
+    async def flush(self, more: Sequence[Change] = ()) -> None:
+        """Send everything queued so far (and ``more``) now, as one UPDATE."""
+        batch = list(more)
+        pending: list[Change] = []
+        while not self._queue.empty():
+            pending += self._queue.get_nowait()
+        batch = pending + batch
+        if batch:
+            await self.send(batch)
+            self.sent += 1
+
     def submit(self, changes: list[Change]) -> None:
         if changes:
             self._queue.put_nowait(changes)
