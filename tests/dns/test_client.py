@@ -37,10 +37,10 @@ async def broadcasting(
             await task
 
 
-async def listen(port: int, seconds: float, **kw) -> tuple[object, bytes, object]:
+async def listen(port: int, seconds: float, status=None, **kw) -> tuple[object, bytes, object]:
     box = SinkBox()
     settings = ClientSettings(ZONE, target_seconds=kw.pop("target", 1.0), **kw)
-    player = Player(settings, DnsFetcher("127.0.0.1", port), box)
+    player = Player(settings, DnsFetcher("127.0.0.1", port), box, status)
     report = await player.run(seconds, give_up=15)
     assert box.sink is not None
     return report, box.sink.pcm, box.sink.format
@@ -48,8 +48,14 @@ async def listen(port: int, seconds: float, **kw) -> tuple[object, bytes, object
 
 @pytest.mark.parametrize("version", [1, 2])
 async def test_tone_direct(version: int) -> None:
+    statuses = []
     async with broadcasting(version) as b:
-        report, pcm, fmt = await listen(b.server.address[1], 4.0, version=version)
+        report, pcm, fmt = await listen(b.server.address[1], 4.0, statuses.append, version=version)
+    # The status line: reported twice a second, playing with a buffer, counting queries and bit rate.
+    assert len(statuses) >= 6
+    last = statuses[-1]
+    assert last.playing and last.buffered > 0.5 and last.queries > 5 and 10 < last.kbps < 200
+    assert last.underruns == 0
     assert abs(dominant_frequency(pcm, fmt) - 440) < 5
     assert report.underruns == 0 and report.concealed == 0
     assert report.seconds == pytest.approx(4.0, abs=0.07)
