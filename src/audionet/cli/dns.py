@@ -42,7 +42,7 @@ def _publish_target(spec: str | None, tsig: str | None) -> tuple[str, int, Any] 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from audionet.dns.broadcast import ServeOptions, serve
+    from audionet.dns.broadcast import Broadcaster, ServeOptions, serve
     from audionet.dns.proto import v2
 
     opts = ServeOptions(
@@ -62,12 +62,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if args.packs < 2 or args.packs > 10_000:
         raise ConfigError("--packs must be between 2 and 10000")
-    print(
-        f"serving {args.zone} ({args.format}, stream {args.stream!r}) from {args.source} "
-        f"on {args.address} port {args.port}, UDP and TCP; Ctrl-C stops",
-        file=sys.stderr,
-    )
-    run_async(serve(opts))
+
+    def ready(b: Broadcaster) -> None:
+        host, port = b.server.address
+        what = f"stream {args.stream!r}" if args.format == "v2" else "the zone top"
+        print(
+            f"serving {b.publisher.zone} ({args.format}, {what}, {b.codec.describe()}) from "
+            f"{args.source} on {host} port {port}, UDP and TCP; Ctrl-C stops",
+            file=sys.stderr,
+        )
+
+    run_async(serve(opts, on_ready=ready))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from audionet.audio.codecs import get_codec
@@ -181,7 +181,11 @@ async def _paced(source: Source, frames: int, frame_seconds: float) -> AsyncIter
             start = loop.time() - n * frame_seconds  # fell behind: resynchronise, do not burst
 
 
-async def serve(opts: ServeOptions, started: asyncio.Event | None = None) -> None:
+async def serve(
+    opts: ServeOptions,
+    started: asyncio.Event | None = None,
+    on_ready: Callable[[Broadcaster], None] | None = None,
+) -> None:
     """``audionet dns serve``: open the source and run until interrupted."""
     b = Broadcaster(opts)
     if opts.metrics_port is not None:
@@ -192,5 +196,12 @@ async def serve(opts: ServeOptions, started: asyncio.Event | None = None) -> Non
         register_prometheus(b.metrics)
         start_http_server(opts.metrics_port, addr="127.0.0.1")
     fmt = AudioFormat(b.codec.format.rate, b.codec.format.channels)
+    ready = started or asyncio.Event()
     with open_source(opts.source, fmt, loop=True) as source:
-        await b.run(source, started)
+        run = asyncio.create_task(b.run(source, ready))
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if ready.is_set() and on_ready is not None:
+            on_ready(b)
+        await run
