@@ -119,10 +119,15 @@ def test_v2_server_restart_resets_and_resumes() -> None:
         if now >= 6.0 and len(pubs) == 1:
             pubs.append(ZonePublisher(ZONE))
             streams.append(pubs[-1].add_v2("main", v2.StreamConfig(), epoch=2))
+            for i in range(300):  # the new run has been going a while (20 s) when we notice
+                streams[-1].feed(frame_bytes(i))
 
     client = StreamClient(ClientSettings(ZONE, target_seconds=1.0))
     items = run(Switch(), feed, client, 16.0, on_tick=restart)  # type: ignore[arg-type]
     assert client.stats.restarts == 1
+    # It resumed near the new run's live edge, not from its oldest pack (20 s back).
+    resumed = [i.number for i in items[-50:] if i.kind is ItemKind.FRAME]
+    assert resumed[0] >= 300 - 40
     late = [i for i in items[-50:] if i.kind is ItemKind.FRAME]
     assert len(late) == 50  # playing the new run again at the end
 

@@ -296,7 +296,9 @@ class StreamClient:
                 return
             per_pack = self._pack_frames * self.frame_seconds
             back = math.ceil(self.s.target_seconds / per_pack) + 1
-            self._want_from = max(first, self._known_last - back + 1)
+            # After a restart the pack size is known already: anchor on the new run's newest pack.
+            anchor = last if self._known_last < 0 else self._known_last
+            self._want_from = max(first, anchor - back + 1)
             if self.s.version == 1:
                 self._v1_next_seq = self._want_from
         start = max(self._want_from, first)
