@@ -54,6 +54,8 @@ def unbound_conf(workdir: Path, port: int, zone: str, upstream: int) -> str:
     domain-insecure: "{zone}"
     module-config: "iterator"
     qname-minimisation: no
+    # 0x20: unbound randomises the letter case of its queries and rejects answers that differ.
+    use-caps-for-id: yes
     minimal-responses: yes
     edns-buffer-size: 1232
 remote-control:
