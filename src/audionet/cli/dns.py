@@ -207,7 +207,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--duration", type=float, help="seconds of audio to play (default: forever)"
     )
     play_cmd.add_argument(
-        "--target", type=float, default=2.0, help="seconds buffered before playing (default 2)"
+        "--target", type=float, default=3.0, help="seconds buffered before playing (default 3)"
     )
 
     info = add_command(

@@ -58,11 +58,13 @@ class ClientSettings:
     stream: str = "main"
     version: int = 2
     passphrase: str | None = None
-    target_seconds: float = 2.0
+    #: Buffer before playing. Through a resolver the index can be 1 s old (its TTL) plus half a poll
+    #: interval when read, and a pack holds ~0.4-0.7 s: 3 s leaves more than a second of margin.
+    target_seconds: float = 3.0
     concurrency: int = 4
     #: v2 index re-read interval (its TTL is 1 s); v1's sequence list is cached 4 s like the
     #: original.
-    index_interval: float = 1.0
+    index_interval: float = 0.5
     v1_sequence_interval: float = 4.0
     #: v1 frame length (the original is fixed at Opus 60 ms and cannot tell the client).
     v1_frame_seconds: float = 0.06
