@@ -14,7 +14,6 @@ DNS work, shows the ceiling of a Python asyncio server on the same machine in th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shutil
@@ -122,36 +121,47 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--seconds", type=float, default=8.0, help="each dnsperf run (default 8)")
+    ap.add_argument("--seconds", type=float, default=6.0, help="each dnsperf run (default 6)")
     ap.add_argument(
         "--rounds", type=int, default=2, help="alternating rounds per setting (default 2)"
     )
-    ap.add_argument("--clients", type=int, default=4, help="dnsperf clients (default 4)")
+    ap.add_argument(
+        "--clients", type=int, default=4, help="dnsperf clients per process (default 4)"
+    )
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="also compare with this many processes on each side (default 2; 1 to skip)",
+    )
     args = ap.parse_args()
     for tool in ("dnsperf", "nsd"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             print(f"{tool} is not installed (apt-get install {tool})", file=sys.stderr)
             return 2
     nsd_bin = shutil.which("nsd") or "/usr/sbin/nsd"
+    tables = [measure(procs, args, nsd_bin) for procs in (1, args.processes) if procs]
+    if args.processes == 1:
+        tables = tables[:1]
+    text = "\n".join(tables)
+    print(text)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "dns_qps.md").write_text(
+        "# dns_qps: AoDNS server vs NSD (dnsperf, loopback)\n\n"
+        "Command: `.venv/bin/python bench/dns_qps.py`\n\n" + text
+    )
+    return 0
+
+
+def measure(procs: int, args: argparse.Namespace, nsd_bin: str) -> str:
+    """One comparison: our server with ``procs`` processes against NSD with ``procs`` servers."""
     work = Path(tempfile.mkdtemp(prefix="dns_qps_"))
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "audionet",
-            "-q",
-            "dns",
-            "serve",
-            ZONE,
-            "--port",
-            str(port),
-            "--packs",
-            "2000",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    cmd = [sys.executable, "-m", "audionet", "-q", "dns", "serve", ZONE, "--port", str(port)]
+    cmd += ["--packs", "2000", "--workers", str(procs)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    echo: subprocess.Popen[bytes] | None = None
+    targets = ["aodns", "nsd"] + (["echo"] if procs == 1 else [])
     try:
         wait_server(port, server)
         time.sleep(6)  # let a dozen packs accumulate
@@ -161,55 +171,64 @@ def main() -> int:
         datafile = work / "queries.txt"
         datafile.write_text("".join(f"{q} TXT\n" for q in qnames))
         echo_port = free_port()
-        echo = subprocess.Popen([sys.executable, "-c", ECHO, str(echo_port)])
-        with run_resolver("nsd", nsd_bin, work / "nsd", ZONE, 0) as nsd_port:
+        if procs == 1:
+            echo = subprocess.Popen([sys.executable, "-c", ECHO, str(echo_port)])
+        with run_resolver("nsd", nsd_bin, work / "nsd", ZONE, 0, servers=procs) as nsd_port:
             sample = qnames[0]
             ours = query(port, sample).answer[0]
             theirs = query(nsd_port, sample).answer[0]
             same = sorted(r.strings for r in ours) == sorted(r.strings for r in theirs)
+            ports = {"aodns": port, "nsd": nsd_port, "echo": echo_port}
             results: dict[tuple[bool, str], list[dict[str, float]]] = {}
+            clients = args.clients * procs
             for _ in range(args.rounds):
                 for edns in (False, True):
-                    for who, p in (("aodns", port), ("nsd", nsd_port), ("echo", echo_port)):
-                        r = dnsperf(p, datafile, args.seconds, args.clients, edns)
+                    for who in targets:
+                        r = dnsperf(ports[who], datafile, args.seconds, clients, edns)
                         results.setdefault((edns, who), []).append(r)
-                        print(f"  {who:5} edns={edns!s:5} {r['qps']:9.0f} q/s", file=sys.stderr)
+                        print(
+                            f"  {procs}p {who:5} edns={edns!s:5} {r['qps']:9.0f} q/s",
+                            file=sys.stderr,
+                        )
     finally:
         server.terminate()
         server.wait(10)
-        with contextlib.suppress(NameError):
+        if echo is not None:
             echo.terminate()
             echo.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
     uv = "uvloop" if _has_uvloop() else "asyncio"
-    rows = [
-        f"Query mix: {len(qnames)} names (1 index : 1 config : 8 packs), {len(lines)} records; "
-        f"answers identical on both servers: {'yes' if same else 'NO'}; our server on {uv}; "
-        f"{args.rounds} alternating rounds of {args.seconds:g} s, {args.clients} dnsperf clients, "
-        "best round shown.",
-        "",
-        "| EDNS | AoDNS q/s | NSD q/s | AoDNS / NSD | uvloop echo q/s (ceiling) | AoDNS / echo "
-        "| avg response bytes (ours / NSD) | lost (ours / NSD) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    head = (
+        f"**{procs} process{'es' if procs > 1 else ''}** (ours: `--workers {procs}`; NSD: "
+        f"`server-count: {procs}`). Query mix: {len(qnames)} names (1 index : 1 config : 8 packs), "
+        f"{len(lines)} records; answers identical on both servers: {'yes' if same else 'NO'}; "
+        f"our server on {uv}; {args.rounds} alternating rounds of {args.seconds:g} s, "
+        f"{args.clients * procs} dnsperf clients, best round shown."
+    )
+    rows = [head, ""]
+    if procs == 1:
+        rows += [
+            "| EDNS | AoDNS q/s | NSD q/s | AoDNS / NSD | uvloop echo q/s (ceiling) | AoDNS / echo "
+            "| avg response bytes (ours / NSD) | lost (ours / NSD) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+    else:
+        rows += [
+            "| EDNS | AoDNS q/s | NSD q/s | AoDNS / NSD | avg response bytes (ours / NSD) "
+            "| lost (ours / NSD) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
     for edns in (False, True):
         a = max(results[(edns, "aodns")], key=lambda r: r["qps"])
         n = max(results[(edns, "nsd")], key=lambda r: r["qps"])
-        e = max(results[(edns, "echo")], key=lambda r: r["qps"])
         label = "on (4096)" if edns else "off (512, packs truncated)"
-        rows.append(
-            f"| {label} | {a['qps']:.0f} | {n['qps']:.0f} | {a['qps'] / n['qps']:.0%} | "
-            f"{e['qps']:.0f} | {a['qps'] / e['qps']:.0%} | "
-            f"{a['resp_size']:.0f} / {n['resp_size']:.0f} | {a['lost']:.0f} / {n['lost']:.0f} |"
-        )
-    table = "\n".join(rows) + "\n"
-    print(table)
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "dns_qps.md").write_text(
-        "# dns_qps: AoDNS server vs NSD (dnsperf, loopback)\n\n"
-        "Command: `.venv/bin/python bench/dns_qps.py`\n\n" + table
-    )
-    shutil.rmtree(work, ignore_errors=True)
-    return 0
+        row = f"| {label} | {a['qps']:.0f} | {n['qps']:.0f} | {a['qps'] / n['qps']:.0%} | "
+        if procs == 1:
+            e = max(results[(edns, "echo")], key=lambda r: r["qps"])
+            row += f"{e['qps']:.0f} | {a['qps'] / e['qps']:.0%} | "
+        row += f"{a['resp_size']:.0f} / {n['resp_size']:.0f} | {a['lost']:.0f} / {n['lost']:.0f} |"
+        rows.append(row)
+    return "\n".join(rows) + "\n"
 
 
 def _has_uvloop() -> bool:

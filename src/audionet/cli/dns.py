@@ -59,7 +59,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         encoding=v2.Encoding.BASE91 if args.text else v2.Encoding.RAW,
         publish=_publish_target(args.publish, args.tsig),
         metrics_port=args.metrics_port,
+        workers=args.workers,
     )
+    if not 1 <= args.workers <= 64:
+        raise ConfigError("--workers must be between 1 and 64")
     if args.packs < 2 or args.packs > 10_000:
         raise ConfigError("--packs must be between 2 and 10000")
 
@@ -181,6 +184,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     serve.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port with SO_REUSEPORT (default 1; metrics count "
+        "the first one only)",
     )
 
     play_cmd = add_command(

@@ -22,6 +22,7 @@ from audionet.dns.proto import v1, v2
 from audionet.dns.proto.publisher import V1Stream, V2Stream, ZonePublisher
 from audionet.dns.publish import DynamicPublisher, TsigKey
 from audionet.dns.server import DnsServer
+from audionet.dns.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class ServeOptions:
     publish: tuple[str, int, TsigKey | None] | None = None
     #: Serve Prometheus metrics over HTTP on this port (127.0.0.1 only).
     metrics_port: int | None = None
+    #: Server processes sharing the port (SO_REUSEPORT); 1 is this process alone.
+    workers: int = 1
 
 
 def make_codec(name: str, version: int, bitrate: int | None = None) -> Codec:
@@ -69,9 +72,12 @@ class Broadcaster:
         self.publisher = ZonePublisher(opts.zone, _ns_address(opts.address))
         self.metrics = ServerMetrics()
         self.dynamic: DynamicPublisher | None = None
+        self.pool: WorkerPool | None = None
+        self._started = False  # until run() starts, changes wait in the builder's log
         if opts.publish is not None:
             host, port, key = opts.publish
             self.dynamic = DynamicPublisher(self.publisher.zone, host, port, key)
+        if opts.publish is not None or opts.workers > 1:
             self.publisher.builder.changes = []  # record from the first record on
         self.feed: V1Stream | V2Stream
         if opts.version == 1:
@@ -100,9 +106,17 @@ class Broadcaster:
         if self.feed.feed(packet):
             self.server.swap(self.publisher.snapshot())
             self.metrics.packs_published = self.publisher.packs_published
-            if self.dynamic is not None:
-                self.dynamic.submit(self.publisher.builder.take_changes())
+            if self._started:
+                self._distribute()
         self.metrics.frames_dropped = self.publisher.frames_dropped
+
+    def _distribute(self) -> None:
+        """Hand the latest record changes to the worker processes and the RFC 2136 publisher."""
+        changes = self.publisher.builder.take_changes()
+        if self.pool is not None:
+            self.pool.send(changes)
+        if self.dynamic is not None:
+            self.dynamic.submit(changes)
 
     def prefill(self, source: Source, seconds: float) -> None:
         """Publish ``seconds`` of audio at once (not paced), so listeners can start at once."""
@@ -117,12 +131,24 @@ class Broadcaster:
         self, source: Source, started: asyncio.Event | None = None, duration: float | None = None
     ) -> None:
         """Serve until cancelled (or ``duration`` seconds of audio), reading ``source`` in real time."""
-        await self.server.start(self.opts.address, self.opts.port)
+        await self.server.start(self.opts.address, self.opts.port, self.opts.workers > 1)
         updater: asyncio.Task[None] | None = None
+        backlog = self.publisher.builder.take_changes() if self.publisher.builder.changes else []
+        if self.opts.workers > 1:
+            self.pool = WorkerPool(
+                self.publisher.zone,
+                _ns_address(self.opts.address),
+                self.opts.address,
+                self.server.address[1],
+                self.opts.workers - 1,
+            )
+            await self.pool.wait_ready()
+            self.pool.send(backlog)
         if self.dynamic is not None:
             # Everything so far (config, index, prefilled packs) in one UPDATE; fails loudly.
-            await self.dynamic.flush(self.publisher.builder.take_changes())
+            await self.dynamic.flush(backlog)
             updater = asyncio.create_task(self.dynamic.run())
+        self._started = True
         if started is not None:
             started.set()
         try:
@@ -152,6 +178,8 @@ class Broadcaster:
         finally:
             if updater is not None:
                 updater.cancel()
+            if self.pool is not None:
+                self.pool.close()
             await self.server.close()
 
 

@@ -87,7 +87,7 @@ controls {{ }};
 """
 
 
-def nsd_conf(workdir: Path, port: int, zone: str, zonefile: Path) -> str:
+def nsd_conf(workdir: Path, port: int, zone: str, zonefile: Path, servers: int = 1) -> str:
     """NSD as a plain authoritative server; ``rrl-ratelimit: 0`` turns response rate limiting off."""
     return f"""server:
     ip-address: 127.0.0.1
@@ -102,7 +102,8 @@ def nsd_conf(workdir: Path, port: int, zone: str, zonefile: Path) -> str:
     xfrdfile: "{workdir}/xfrd.state"
     xfrdir: "{workdir}"
     logfile: "{workdir}/nsd.log"
-    server-count: 1
+    server-count: {servers}
+    reuseport: yes
     verbosity: 0
     rrl-ratelimit: 0
 remote-control:
@@ -165,6 +166,7 @@ def start_resolver(
     zone: str,
     upstream: int,
     key: tuple[str, str, str] | None = None,
+    servers: int = 1,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``unbound`` or ``named`` forwarding ``zone`` to ``127.0.0.1:upstream`` (not waited for)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +186,7 @@ def start_resolver(
         cmd = [binary, "-g", "-c", str(conf), "-n", "1"]
     elif kind == "nsd":
         # ``upstream`` is unused: NSD serves ``workdir/<zone>.zone``, written by the caller.
-        conf.write_text(nsd_conf(workdir, port, zone, workdir / f"{zone}.zone"))
+        conf.write_text(nsd_conf(workdir, port, zone, workdir / f"{zone}.zone", servers))
         cmd = [binary, "-d", "-c", str(conf)]
     else:
         raise ValueError(f"unknown daemon {kind!r}: unbound, named or nsd")
@@ -208,9 +210,10 @@ def run_resolver(
     zone: str,
     upstream: int,
     key: tuple[str, str, str] | None = None,
+    servers: int = 1,
 ) -> Iterator[int]:
     """Synchronous use (the upstream server runs in another process or thread)."""
-    proc, port = start_resolver(kind, binary, workdir, zone, upstream, key)
+    proc, port = start_resolver(kind, binary, workdir, zone, upstream, key, servers)
     try:
         deadline = time.monotonic() + 15
         while not _probe_ok(port, zone):

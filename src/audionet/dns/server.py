@@ -84,17 +84,27 @@ class DnsServer:
                 cache_dict[data[2:]] = (out[2:], key)
         return out
 
-    async def start(self, host: str = "127.0.0.1", port: int = 5053) -> tuple[str, int]:
-        """Listen on UDP and TCP ``host:port`` (port 0: a free port, the same for both)."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 5053, reuse_port: bool = False
+    ) -> tuple[str, int]:
+        """Listen on UDP and TCP ``host:port`` (port 0: a free port, the same for both).
+
+        ``reuse_port`` sets SO_REUSEPORT, so worker processes can share the port (the kernel spreads
+        clients over them by address and port).
+        """
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for _ in range(20):
             udp = socket.socket(family, socket.SOCK_DGRAM)
+            if reuse_port:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 udp.bind((host, port))
                 bound = udp.getsockname()[1]
                 tcp = socket.socket(family, socket.SOCK_STREAM)
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if reuse_port:
+                    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 try:
                     tcp.bind((host, bound))
                 except OSError:

@@ -1,0 +1,51 @@
+"""``serve --workers``: extra processes on the same port answer from the same, current zone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+
+from audionet.audio.sources import ToneSource
+from audionet.dns.broadcast import Broadcaster, ServeOptions
+from audionet.dns.proto import v2
+
+ZONE = "workers.example.com"
+
+
+async def test_all_workers_answer_current_records() -> None:
+    b = Broadcaster(ServeOptions(ZONE, port=0, workers=3))
+    src = ToneSource(440, b.codec.format)
+    b.prefill(src, 2.0)
+    started = asyncio.Event()
+    task = asyncio.create_task(b.run(src, started))
+    await started.wait()
+    try:
+        port = b.server.address[1]
+        await asyncio.sleep(1.0)
+        seen_index: set[str] = set()
+        answered_by_main = b.metrics.total
+        # Each query from a new socket (a new source port): the kernel spreads them over the
+        # three processes.
+        for _ in range(60):
+            q = dns.message.make_query(f"index.main.{ZONE}", "TXT")
+            r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=2)
+            assert r.rcode() == dns.rcode.NOERROR
+            idx = v2.Index.from_text(r.answer[0][0].strings[0])
+            # Every process lists packs that it (and the others) can serve.
+            q2 = dns.message.make_query(
+                f"p{idx.last}-{idx.epoch:08x}.main.{ZONE}", "TXT", use_edns=0
+            )
+            r2 = await dns.asyncquery.udp(q2, "127.0.0.1", port=port, timeout=2)
+            assert r2.rcode() == dns.rcode.NOERROR and r2.answer
+            seen_index.add(str(idx))
+        answered_elsewhere = 120 - (b.metrics.total - answered_by_main)
+        assert answered_elsewhere > 10  # the workers took part
+        assert b.pool is not None
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
