@@ -12,6 +12,7 @@ from audionet.audio.sources import ToneSource
 from audionet.dns.broadcast import Broadcaster, ServeOptions
 from audionet.dns.client import DnsFetcher, Player, parse_server
 from audionet.dns.errors import KeyRequiredError, WrongKeyError
+from audionet.dns.proto import b91, v2
 from audionet.dns.proto.client import ClientSettings, Failure
 from audionet.errors import ConfigError
 from tests.dns.helpers import SinkBox
@@ -21,9 +22,14 @@ ZONE = "radio.example.org"
 
 @contextlib.asynccontextmanager
 async def broadcasting(
-    version: int = 2, key: str | None = None, port: int = 0, prefill: float = 3.0, epoch=None
+    version: int = 2,
+    key: str | None = None,
+    port: int = 0,
+    prefill: float = 3.0,
+    epoch=None,
+    **options,
 ):
-    b = Broadcaster(ServeOptions(ZONE, port=port, version=version, key=key), epoch=epoch)
+    b = Broadcaster(ServeOptions(ZONE, port=port, version=version, key=key, **options), epoch=epoch)
     src = ToneSource(440, b.codec.format)
     b.prefill(src, prefill)
     started = asyncio.Event()
@@ -158,3 +164,17 @@ async def test_wrong_format_or_stream_is_a_clear_error(
     async with broadcasting(served) as b:
         with pytest.raises(ConfigError, match=message):
             await listen(b.server.address[1], 1.0, version=asked, stream=stream)
+
+
+async def test_text_payloads_through_base91() -> None:
+    async with broadcasting(2, encoding=v2.Encoding.BASE91) as b:
+        port = b.server.address[1]
+        f = DnsFetcher("127.0.0.1", port)
+        cfg = await f.txt(f"config.main.{ZONE}")
+        assert isinstance(cfg, list) and b" enc=b91 " in cfg[0][0]
+        last = b.feed.kept[-1]
+        pack = await f.txt(f"p{last.seq}-{b.feed.config.epoch:08x}.main.{ZONE}")
+        assert isinstance(pack, list)
+        assert all(ch in b91.ALPHABET.encode() for s in pack[0] for ch in s)  # printable text
+        report, pcm, fmt = await listen(port, 2.0)
+    assert abs(dominant_frequency(pcm, fmt) - 440) < 3 and report.underruns == 0
