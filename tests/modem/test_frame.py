@@ -1,4 +1,4 @@
-"""Frames: both profiles round trip, the legacy profile matches hand-computed bytes, corruption is caught."""
+"""Frames: both profiles round trip, legacy matches hand-computed bytes, corruption is caught."""
 
 from __future__ import annotations
 

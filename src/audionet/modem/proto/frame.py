@@ -2,8 +2,9 @@
 
 A :class:`Frame` is profile-neutral; a :class:`FrameProfile` turns it into bytes and back. Both
 profiles have the same shape (header, header checksum, then payload and payload checksum when the
-payload is not empty), so each also serves as the PHY's :class:`~audionet.modem.phy.base.FrameLength`:
-the demodulator collects ``header_size`` bytes and asks ``total_length(header)`` how many to expect.
+payload is not empty), so each also serves as the PHY's
+:class:`~audionet.modem.phy.base.FrameLength`: the demodulator collects ``header_size`` bytes
+and asks ``total_length(header)`` how many to expect.
 
 ``audionet`` (the default), 17-byte header, all multi-byte fields big-endian::
 
@@ -102,12 +103,12 @@ class Frame:
     payload: bytes = field(default=b"", repr=False)
 
     def reply(self, **changes: object) -> Frame:
-        """A frame going back to this frame's sender (addresses swapped), with ``changes`` applied."""
+        """A frame back to this frame's sender (addresses swapped), with ``changes`` applied."""
         return replace(self, src=self.dst, dst=self.src, **changes)  # type: ignore[arg-type]
 
 
 def java_hash(data: bytes) -> int:
-    """Java's ``Arrays.hashCode(byte[])``: ``h = 31*h + b`` over signed bytes from 1, as an int32."""
+    """Java's ``Arrays.hashCode(byte[])``: ``h = 31*h + b`` over signed bytes from 1, int32."""
     h = 1
     for b in data:
         h = (31 * h + (b - 256 if b > 127 else b)) & 0xFFFFFFFF
@@ -137,7 +138,7 @@ class FrameProfile:
         return self.header_bytes + self.check_bytes
 
     def total_length(self, header: bytes) -> int | None:
-        """Frame length from its first ``header_size`` bytes, or ``None`` when the header checksum fails."""
+        """Frame length from its first ``header_size`` bytes; ``None`` on a bad header checksum."""
         if len(header) < self.header_size:
             return None
         head = header[: self.header_bytes]
@@ -160,7 +161,7 @@ class FrameProfile:
         return out
 
     def decode(self, data: bytes) -> Frame:
-        """Parse exactly one whole frame; :class:`FrameError` if it is corrupt, short or too long."""
+        """Parse exactly one whole frame; :class:`FrameError` if corrupt, short or too long."""
         size = self.total_length(data[: self.header_size])
         if size is None:
             if len(data) < self.header_size:
@@ -177,10 +178,10 @@ class FrameProfile:
         return frame
 
     def split(self, data: bytes) -> tuple[Frame | None, int]:
-        """Parse the first frame of a byte stream: ``(frame, bytes used)``; ``(None, 0)`` if incomplete.
+        """The first frame of a byte stream: ``(frame, bytes used)``; ``(None, 0)`` if incomplete.
 
         A corrupt header cannot say how long the frame is, so it raises :class:`FrameError` (the
-        caller resynchronises); a bad payload checksum also raises, after the frame's length is known.
+        caller resynchronises); a bad payload checksum also raises, once the length is known.
         """
         if len(data) < self.header_size:
             return None, 0
