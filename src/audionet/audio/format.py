@@ -107,7 +107,7 @@ def u8_to_s16(data: bytes) -> bytes:
 def s16_to_u8(pcm: bytes) -> bytes:
     """s16le to unsigned 8-bit PCM (WAV's 8-bit layout), rounding to the nearest step."""
     a = to_array(pcm).reshape(-1).astype(np.int32)
-    return (np.clip((a + 128) >> 8, -128, 127) + 128).astype(np.uint8).tobytes()
+    return bytes((np.clip((a + 128) >> 8, -128, 127) + 128).astype(np.uint8).tobytes())
 
 
 def silence(fmt: AudioFormat, seconds: float) -> bytes:
