@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from audionet.errors import ConfigError, LocalProtocolError
@@ -33,6 +34,10 @@ DUP_THRESH = 3
 SACK_BITS = 32
 _OCCUPIES = Flags.SYN | Flags.FIN | Flags.BEG | Flags.END
 _NEVER = float("inf")  # "sent" time of a frame waiting to be resent: no timer runs for it
+
+
+def _no_airtime(payload: int) -> float:
+    return 0.0
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -140,9 +145,17 @@ class Connection:
     """One end of a reliable connection between ``local`` and ``remote`` (see the module doc)."""
 
     def __init__(
-        self, local: Address, remote: Address, config: ArqConfig | None = None, isn: int = 0
+        self,
+        local: Address,
+        remote: Address,
+        config: ArqConfig | None = None,
+        isn: int = 0,
+        airtime: Callable[[int], float] | None = None,
     ) -> None:
         self.local = local
+        #: Seconds a frame with this many payload bytes takes on the line: the timers start when
+        #: the frame has been sent, not when it was handed over (a frame can take a second).
+        self.airtime = airtime or _no_airtime
         self.remote = remote
         self.config = config or ArqConfig()
         self.state = State.CLOSED
@@ -275,7 +288,8 @@ class Connection:
         self._last_heard = now
         self.stats.frames_received += 1
         if frame.flags & Flags.RST:
-            self._terminate("connection reset by peer")
+            if self.state is not State.TIME_WAIT:  # RFC 1337: no TIME-WAIT assassination
+                self._terminate("connection reset by peer")
             return
         if self.state is State.LISTEN:
             if frame.flags & Flags.SYN and not frame.flags & Flags.ACK:
@@ -357,7 +371,7 @@ class Connection:
 
     def _transmit(self, seq: int, seg: _Segment, now: float) -> Frame:
         seg.tx_count += 1
-        seg.sent = now
+        seg.sent = now + self.airtime(len(seg.payload))
         self._order += 1
         seg.order = self._order
         self.stats.frames_sent += 1

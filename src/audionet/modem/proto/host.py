@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from audionet.errors import ConfigError, LocalProtocolError
@@ -74,12 +75,15 @@ class ConnectionHost:
         half_duplex: bool = False,
         carrier: CarrierConfig | None = None,
         seed: int | None = None,
+        airtime: Callable[[int], float] | None = None,
     ) -> None:
         if not 0 <= host <= 255:
             raise ConfigError(f"host byte {host} must be 0..255")
         self.host = host
         self.config = config or ArqConfig()
         self.half_duplex = half_duplex
+        #: Line time of a frame by payload size, handed to connections (see ``Connection.airtime``).
+        self.airtime = airtime
         self.carrier = carrier or CarrierConfig()
         self._rng = random.Random(seed)
         self._connections: dict[tuple[int, Address], Connection] = {}
@@ -115,7 +119,9 @@ class ConnectionHost:
         key = (port, remote)
         if key in self._connections:
             raise LocalProtocolError(f"already connected from port {port} to {remote}")
-        conn = Connection(Address(self.host, port), remote, config or self.config, self._isn())
+        conn = Connection(
+            Address(self.host, port), remote, config or self.config, self._isn(), self.airtime
+        )
         conn.connect(now)
         self._connections[key] = conn
         return conn
@@ -163,7 +169,7 @@ class ConnectionHost:
                                    ack=(frame.seq + 1) % 0x10000)  # fmt: skip
                     self._control.append(refuse)
                 return
-            conn = Connection(frame.dst, frame.src, self.config, self._isn())
+            conn = Connection(frame.dst, frame.src, self.config, self._isn(), self.airtime)
             conn.listen(now)
             self._connections[key] = conn
             self._events.append(IncomingConnection(conn))

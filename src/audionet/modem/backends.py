@@ -1,0 +1,335 @@
+"""Where the modem's samples go: WAV files, a simulated cable in virtual time, a virtual cable
+between two processes over TCP, and the sound card.
+
+- :func:`encode_wav` / :func:`decode_wav`: one-way frames through WAV files (the seed's test backend).
+- :class:`SimulatedCable`: two stations joined by a full-duplex cable, each direction through its own
+  channel simulator, in virtual time: a 40-minute transfer runs in seconds.
+- :class:`TcpCable`: a cable between two processes on one machine; each side sends its samples as
+  s16le over TCP and runs the channel simulator on what it receives, in real time.
+- :class:`DeviceAudio`: the sound card through ``sounddevice`` (imported only when used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from audionet.audio.format import AudioFormat, from_array, to_float
+from audionet.audio.wav import read_wav, write_wav
+from audionet.errors import AudioError, ConfigError, DependencyError
+from audionet.modem.link import Station
+from audionet.modem.phy.base import Phy, Samples
+from audionet.modem.proto.frame import AUDIONET, Frame, FrameError, FrameProfile
+
+log = logging.getLogger(__name__)
+
+
+class ChannelLike(Protocol):
+    def process(self, samples: Samples) -> Samples: ...
+
+
+class _Wire:
+    """A perfect cable (no channel simulator)."""
+
+    def process(self, samples: Samples) -> Samples:
+        return samples
+
+
+def make_channel(profile: str | None, rate: int, seed: int) -> ChannelLike:
+    """A streaming channel simulator for ``profile`` (``None``: a perfect wire)."""
+    if profile is None or profile == "none":
+        return _Wire()
+    from audionet.modem import channel
+
+    if profile not in channel.PROFILES:
+        raise ConfigError(
+            f"unknown channel profile {profile!r}; choose one of {', '.join(channel.PROFILES)}"
+        )
+    return channel.Channel(channel.PROFILES[profile], rate, seed=seed)  # type: ignore[no-any-return]
+
+
+def to_pcm(samples: Samples) -> bytes:
+    """Float samples in [-1, 1] as s16le PCM."""
+    return from_array(np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16))
+
+
+# -- WAV files -------------------------------------------------------------------------------
+
+
+def encode_wav(
+    frames: list[Frame],
+    path: Path,
+    phy: Phy,
+    profile: FrameProfile = AUDIONET,
+    *,
+    eight_bit: bool = False,
+) -> float:
+    """Write ``frames`` as audio to ``path``; returns the seconds of audio written."""
+    mod = phy.modulator()
+    lead = np.zeros(phy.sample_rate // 10, dtype=np.float32)  # 0.1 s of silence first
+    parts = [lead] + [mod.modulate(profile.encode(f)) for f in frames] + [lead]
+    samples = np.concatenate(parts)
+    fmt = AudioFormat(phy.sample_rate, 1, 1 if eight_bit else 2)
+    write_wav(path, fmt, to_pcm(samples))
+    return samples.size / phy.sample_rate
+
+
+@dataclass
+class DecodeResult:
+    frames: list[Frame]
+    bad: int  #: frames found on the line whose checksum failed
+    seconds: float
+
+
+def decode_wav(path: Path, phy: Phy, profile: FrameProfile = AUDIONET) -> DecodeResult:
+    """All frames in the WAV file at ``path`` (its rate must be the PHY's)."""
+    fmt, pcm = read_wav(path)
+    if fmt.rate != phy.sample_rate:
+        raise AudioError(
+            f"{path}: {fmt.rate} Hz, but the modem runs at {phy.sample_rate} Hz; "
+            f"pass --rate {fmt.rate} or resample it with 'audionet audio convert'"
+        )
+    samples = to_float(pcm, fmt.channels)
+    if samples.ndim > 1:
+        samples = samples[:, 0]
+    demod = phy.demodulator(profile)
+    frames: list[Frame] = []
+    bad = 0
+    step = phy.sample_rate  # feed in one-second blocks, as a stream would
+    blocks = [samples[i : i + step] for i in range(0, samples.size, step)]
+    blocks.append(np.zeros(phy.sample_rate // 10, dtype=np.float32))  # let the last frame end
+    for block in blocks:
+        for rx in demod.feed(np.ascontiguousarray(block, dtype=np.float32)):
+            try:
+                frames.append(profile.decode(rx.data))
+            except FrameError:
+                bad += 1
+    return DecodeResult(frames, bad, samples.size / fmt.rate)
+
+
+# -- simulated cable in virtual time ----------------------------------------------------------
+
+
+class SimulatedCable:
+    """Two stations on a simulated full-duplex cable (one channel per direction), in virtual time.
+
+    Time advances in blocks of ``block`` samples; each block, each station hears what the other
+    played one block earlier (through its channel) and plays its next block. While both stations
+    are silent and no frame is on the line, time jumps to the next protocol timer.
+    """
+
+    def __init__(
+        self,
+        a: Station,
+        b: Station,
+        channel: str | None = "cable",
+        seed: int = 0,
+        block: int = 441,
+    ) -> None:
+        rate = a.endpoint.rate
+        if b.endpoint.rate != rate:
+            raise ConfigError("both stations of a cable need the same sample rate")
+        self.a, self.b = a, b
+        self.rate = rate
+        self.block = block
+        self.ab = make_channel(channel, rate, seed)
+        self.ba = make_channel(channel, rate, seed + 1)
+        self.samples = 0  #: samples elapsed (virtual time = samples / rate)
+        self._rx_a: Samples = np.zeros(0, dtype=np.float32)
+        self._rx_b: Samples = np.zeros(0, dtype=np.float32)
+        self._idle_blocks = 0
+
+    @property
+    def now(self) -> float:
+        return self.samples / self.rate
+
+    def step(self) -> None:
+        now = self.now
+        tx_a = self.a.tick(self._rx_a, now, self.block)
+        tx_b = self.b.tick(self._rx_b, now, self.block)
+        self._rx_b = self.ab.process(tx_a)
+        self._rx_a = self.ba.process(tx_b)
+        self.samples += self.block
+        quiet = not (
+            tx_a.any() or tx_b.any() or self.a.endpoint.transmitting or self.b.endpoint.transmitting
+        )
+        self._idle_blocks = self._idle_blocks + 1 if quiet else 0
+
+    def _skip_idle(self) -> None:
+        # A few quiet blocks flush the channel filters; then nothing can happen before a timer.
+        if self._idle_blocks < 10:
+            return
+        if self.a.endpoint.demodulator.busy or self.b.endpoint.demodulator.busy:
+            return
+        timers = [t for t in (self.a.next_timer(), self.b.next_timer()) if t is not None]
+        if not timers:
+            return
+        target = int(min(timers) * self.rate) // self.block * self.block
+        if target > self.samples + self.block:
+            self.samples = target
+
+    def run(
+        self,
+        until: Callable[[], bool] | None = None,
+        seconds: float = 3600.0,
+        on_step: Callable[[float], None] | None = None,
+    ) -> bool:
+        """Run until ``until()`` (default: both stations done) or ``seconds`` of virtual time."""
+        check = until or (lambda: self.a.done and self.b.done)
+        end = self.samples + int(seconds * self.rate)
+        while self.samples < end:
+            if check():
+                return True
+            self.step()
+            if on_step is not None:
+                on_step(self.now)
+            self._skip_idle()
+        return check()
+
+
+# -- real time: a virtual cable over TCP and the sound card -----------------------------------
+
+
+class AudioPort(Protocol):
+    """Real-time audio for :func:`run_realtime`: samples in, samples out."""
+
+    async def exchange(self, tx: Samples) -> Samples:
+        """Play ``tx``; return whatever has been heard since the last call (possibly nothing)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class TcpCable:
+    """One end of a virtual cable to another process: s16le samples over a TCP stream."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, channel: ChannelLike
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._channel = channel
+        self._buffer = bytearray()
+        self._task = asyncio.get_running_loop().create_task(self._read())
+        self.connected = True
+
+    @classmethod
+    async def connect(cls, host: str, port: int, channel: ChannelLike) -> TcpCable:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as exc:
+            raise AudioError(
+                f"no virtual cable at {host}:{port} ({exc}); start 'audionet modem listen "
+                f"--audio cable:{host}:{port}' first"
+            ) from None
+        return cls(reader, writer, channel)
+
+    @classmethod
+    async def serve(cls, host: str, port: int, channel: ChannelLike) -> TcpCable:
+        """Wait for the other end to plug in."""
+        plugged: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+        plugged = asyncio.get_running_loop().create_future()
+
+        async def accept(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            if plugged.done():
+                w.close()
+            else:
+                plugged.set_result((r, w))
+
+        server = await asyncio.start_server(accept, host, port)
+        try:
+            reader, writer = await plugged
+        finally:
+            server.close()
+        return cls(reader, writer, channel)
+
+    async def _read(self) -> None:
+        while data := await self._reader.read(65536):
+            self._buffer += data
+        self.connected = False
+
+    async def exchange(self, tx: Samples) -> Samples:
+        if self._writer.is_closing():
+            self.connected = False
+        else:
+            self._writer.write(to_pcm(tx))
+            await self._writer.drain()
+        usable = len(self._buffer) // 2 * 2
+        pcm = bytes(self._buffer[:usable])
+        del self._buffer[:usable]
+        return self._channel.process(to_float(pcm)) if pcm else np.zeros(0, dtype=np.float32)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        self._writer.close()
+
+
+class DeviceAudio:
+    """The sound card, full duplex, through ``sounddevice`` (an optional dependency)."""
+
+    def __init__(self, rate: int) -> None:
+        try:
+            import sounddevice
+        except (ImportError, OSError) as exc:
+            raise DependencyError(
+                f"the sound-card backend needs sounddevice and PortAudio ({exc}): "
+                "pip install 'audionet[device]' and apt install libportaudio2, "
+                "or use --audio cable:HOST:PORT"
+            ) from None
+        self._sd: Any = sounddevice
+        self._in: list[Samples] = []
+        self._stream = sounddevice.Stream(
+            samplerate=rate, channels=1, dtype="float32", callback=self._callback
+        )
+        self._out = np.zeros(0, dtype=np.float32)
+        self._stream.start()
+
+    def _callback(self, indata: Any, outdata: Any, frames: int, t: Any, status: Any) -> None:
+        self._in.append(indata[:, 0].copy())
+        take = self._out[:frames]
+        outdata[: take.size, 0] = take
+        outdata[take.size :, 0] = 0
+        self._out = self._out[frames:]
+
+    async def exchange(self, tx: Samples) -> Samples:
+        self._out = np.concatenate((self._out, tx))
+        chunks, self._in = self._in, []
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+    async def close(self) -> None:
+        self._stream.stop()
+        self._stream.close()
+
+
+async def run_realtime(
+    station: Station,
+    port: AudioPort,
+    until: Callable[[], bool] | None = None,
+    tick: float = 0.02,
+    on_tick: Callable[[float], None] | None = None,
+) -> bool:
+    """Drive ``station`` in real time on ``port`` until ``until()`` (default: its apps are done)."""
+    check = until or (lambda: station.done)
+    rate = station.endpoint.rate
+    start = time.monotonic()
+    played = 0
+    rx: Samples = np.zeros(0, dtype=np.float32)
+    while not check():
+        now = time.monotonic() - start
+        due = int((now + tick) * rate) - played  # keep one tick of audio queued ahead
+        tx = station.tick(rx, now, max(0, due))
+        played += tx.size
+        rx = await port.exchange(tx)
+        if on_tick is not None:
+            on_tick(now)
+        if isinstance(port, TcpCable) and not port.connected:
+            return check()
+        await asyncio.sleep(tick)
+    return True
