@@ -10,6 +10,7 @@ from phy_helpers import LengthFraming, frames_signal, random_frames
 from scipy.signal import butter, resample_poly, sosfilt
 
 from audionet.errors import ConfigError
+from audionet.modem.channel import PROFILES, simulate
 from audionet.modem.phy import ManchesterPhy, get_phy
 from audionet.modem.phy.manchester import (
     GAP_SILENCE,
@@ -231,3 +232,43 @@ def test_sender_with_a_different_bit_length_is_read(
     frames = random_frames(rng, 2, 100, 200)
     x, _ = frames_signal(ManchesterPhy(samples_per_bit=10), frames)
     assert decode_all(ManchesterPhy(samples_per_bit=8), framing, x) == frames
+
+
+# -- through the channel simulator ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("profile", "spb"),
+    [("clean", 5), ("clean", 8), ("cable", 6), ("cable", 8), ("cable-hard", 8), ("cable-hard", 12)],
+)
+def test_through_the_simulated_profiles(
+    profile: str, spb: int, framing: LengthFraming, rng: np.random.Generator
+) -> None:
+    phy = ManchesterPhy(samples_per_bit=spb)
+    frames = random_frames(rng, 6, 100, 256)
+    x, _ = frames_signal(phy, frames)
+    y = simulate(x, phy.sample_rate, PROFILES[profile], seed=2)
+    good = [f for f in decode_all(phy, framing, y) if LengthFraming.valid(f)]
+    # cable-hard has clicks (0.5 a second): a click may cost a frame, never more than one here.
+    assert len(good) >= len(frames) - (1 if profile == "cable-hard" else 0)
+    assert set(good) <= set(frames)
+
+
+def test_phone_line_at_a_long_bit_length(framing: LengthFraming, rng: np.random.Generator) -> None:
+    # 300-3400 Hz passes Manchester only when its spectrum (about 0.5-1x the bit rate) fits inside.
+    phy = ManchesterPhy(samples_per_bit=24)
+    frames = random_frames(rng, 4, 100, 200)
+    x, _ = frames_signal(phy, frames)
+    y = simulate(x, phy.sample_rate, PROFILES["phone"], seed=2)
+    assert decode_all(phy, framing, y) == frames
+
+
+@pytest.mark.parametrize("ppm", [-500.0, 500.0])
+def test_simulated_drift_with_8_bit_audio(
+    ppm: float, framing: LengthFraming, rng: np.random.Generator
+) -> None:
+    phy = ManchesterPhy(samples_per_bit=7)
+    frames = random_frames(rng, 2, 2000, 2000)
+    x, _ = frames_signal(phy, frames)
+    cfg = PROFILES["cable"].replace(drift_ppm=ppm, bits=8)
+    assert decode_all(phy, framing, simulate(x, phy.sample_rate, cfg, seed=1)) == frames

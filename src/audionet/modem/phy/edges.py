@@ -47,6 +47,8 @@ class EdgeDetector:
         self._last_zc = -1.0  # time of the last plain zero crossing seen so far
         self._n = 0  # samples consumed
         self.level = 0.0  # current envelope (mean absolute amplitude, after DC removal)
+        #: The last chunk after DC removal (the receiver samples its bit decisions from it).
+        self.filtered: F64 = np.zeros(0)
 
     @property
     def samples(self) -> int:
@@ -58,12 +60,14 @@ class EdgeDetector:
         x = np.asarray(samples, dtype=np.float64).reshape(-1)
         n = x.size
         if n == 0:
+            self.filtered = np.zeros(0)
             return np.zeros(0), np.zeros(0, dtype=np.int8)
         base = self._n
         # DC blocker: y[n] = x[n] - x[n-1] + r*y[n-1] (first-order high-pass, unity gain at high f).
         y, self._dc_zi = lfilter([1.0, -1.0], [1.0, -self._r], x, zi=self._dc_zi)
         env, self._env_zi = lfilter([1.0 - self._a], [1.0, -self._a], np.abs(y), zi=self._env_zi)
         self.level = float(env[-1])
+        self.filtered = y
         thr = np.maximum(self._hyst * env, self._floor)
         s = np.where(y > thr, 1, np.where(y < -thr, -1, 0)).astype(np.int8)
         # Forward-fill the hysteresis state through the dead band, starting from the carried state.
