@@ -177,7 +177,9 @@ def _loopback(args: argparse.Namespace) -> int:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[rate]:.2f} kbit/s  air {task.fields[air]:.0f} s  ETA {task.fields[eta]}"),
+        TextColumn(
+            "{task.fields[rate]:.2f} kbit/s  air {task.fields[air]:.0f} s  ETA {task.fields[eta]}"
+        ),
     )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("loopback", total=total, rate=0.0, air=0.0, eta="?")
@@ -188,15 +190,25 @@ def _loopback(args: argparse.Namespace) -> int:
             progress.update(task, completed=done, rate=rate, air=air, eta=eta)
 
         result = run_loopback(
-            args.file, args.output, channel=_channel(args.channel),
-            samples_per_bit=args.bit_length, sample_rate=args.rate, config=_config(args),
-            seed=args.seed, progress=update,
-        )  # fmt: skip
+            args.file,
+            args.output,
+            channel=_channel(args.channel),
+            samples_per_bit=args.bit_length,
+            sample_rate=args.rate,
+            config=_config(args),
+            seed=args.seed,
+            progress=update,
+        )
     same = args.output.exists() and _sha256(args.output) == _sha256(args.file)
     print(f"sent {result.size} bytes over '{args.channel}' in {result.seconds:.1f} s of air time")
-    print(f"goodput {result.goodput / 1000:.2f} kbit/s, {result.frames_sent} frames, "
-          f"{result.retransmissions} retransmissions, {result.frames_bad} damaged frames heard")  # fmt: skip
-    print(f"SHA-256 {'matches' if same else 'DIFFERS'}" + (f" ({result.error})" if result.error else ""))
+    print(
+        f"goodput {result.goodput / 1000:.2f} kbit/s, {result.frames_sent} frames, "
+        f"{result.retransmissions} retransmissions, {result.frames_bad} damaged frames heard"
+    )
+    print(
+        f"SHA-256 {'matches' if same else 'DIFFERS'}"
+        + (f" ({result.error})" if result.error else "")
+    )
     return 0 if same and result.ok else 1
 
 
@@ -224,9 +236,14 @@ def _encode(args: argparse.Namespace) -> int:
     chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
     modulo = 256 if args.legacy else 0x10000
     frames = [
-        Frame(Address(1, 0), Address(2, 0), i % modulo,
-              (Flags.BEG if i == 0 else Flags.NONE) | (Flags.END if i == len(chunks) - 1 else Flags.NONE),
-              payload=chunk)  # fmt: skip
+        Frame(
+            Address(1, 0),
+            Address(2, 0),
+            i % modulo,
+            (Flags.BEG if i == 0 else Flags.NONE)
+            | (Flags.END if i == len(chunks) - 1 else Flags.NONE),
+            payload=chunk,
+        )
         for i, chunk in enumerate(chunks)
     ]
     seconds = encode_wav(frames, args.output, _phy(args), profile, eight_bit=args.legacy)
@@ -252,8 +269,10 @@ def _decode(args: argparse.Namespace) -> int:
         data += frame.payload
     args.output.write_bytes(bytes(data))
     complete = begun and ended and len(seen) == (max(seen) - min(seen) + 1 if seen else 0)
-    print(f"{len(result.frames)} frames good, {result.bad} bad, {len(data)} bytes -> {args.output}"
-          + ("" if complete else " (INCOMPLETE: frames missing)"))  # fmt: skip
+    print(
+        f"{len(result.frames)} frames good, {result.bad} bad, {len(data)} bytes -> {args.output}"
+        + ("" if complete else " (INCOMPLETE: frames missing)")
+    )
     return 0 if complete and result.bad == 0 else 1
 
 
@@ -324,9 +343,14 @@ def _listen(args: argparse.Namespace) -> int:
 
 def _transfer_progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=True,
-    )  # fmt: skip
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _client(args: argparse.Namespace, client: Any, total: int, what: str) -> int:
@@ -383,8 +407,12 @@ def _ping(args: argparse.Namespace) -> int:
 
     peer = _peer(args.peer)
     pinger = Pinger(peer, count=args.count, interval=args.interval)
-    app = PingClient(pinger, on_reply=lambda seq, rtt: print(f"reply from {peer.host}: seq={seq} "
-                                                              f"time={rtt * 1e3:.1f} ms"))  # fmt: skip
+    app = PingClient(
+        pinger,
+        on_reply=lambda seq, rtt: print(
+            f"reply from {peer.host}: seq={seq} time={rtt * 1e3:.1f} ms"
+        ),
+    )
     station = _station(args, int(args.address.partition(":")[0]), [app])
     _run(args, station, serve=False)
     stats = pinger.stats()

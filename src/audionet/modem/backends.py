@@ -52,7 +52,7 @@ def make_channel(profile: str | None, rate: int, seed: int) -> ChannelLike:
         raise ConfigError(
             f"unknown channel profile {profile!r}; choose one of {', '.join(channel.PROFILES)}"
         )
-    return channel.Channel(channel.PROFILES[profile], rate, seed=seed)  # type: ignore[no-any-return]
+    return channel.Channel(channel.PROFILES[profile], rate, seed=seed)
 
 
 def to_pcm(samples: Samples) -> bytes:
@@ -131,7 +131,7 @@ class SimulatedCable:
         b: Station,
         channel: str | None = "cable",
         seed: int = 0,
-        block: int = 441,
+        block: int = 2048,
     ) -> None:
         rate = a.endpoint.rate
         if b.endpoint.rate != rate:
