@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audionet.errors import TransferError
-from audionet.modem.proto.arq import ArqConfig, Closed, Connected, Connection, MessageReceived
+from audionet.modem.proto.arq import (
+    ArqConfig,
+    Closed,
+    Connected,
+    Connection,
+    MessageReceived,
+    State,
+)
 from audionet.modem.proto.files import (
     DirectoryReceived,
     FileEvent,
@@ -115,6 +122,9 @@ class FileClient:
         conn = self.connection
         if self.local is not None and self._sent_all and not self._closing and conn.pending == 0:
             self._close()
+        if self._closing and conn.state is State.TIME_WAIT and not self.finished:
+            # both FINs exchanged: all is delivered; the linger only re-acknowledges a lost ACK
+            self.finished = True
 
     def _close(self) -> None:
         if self.connection is not None and not self._closing:
@@ -151,7 +161,7 @@ class FileClient:
                     isinstance(e, FileReceived) and not self.directory
                 ):
                     self._close()
-        elif isinstance(ev, Closed):
+        elif isinstance(ev, Closed) and not self.finished:
             self.finished = True
             if ev.reason is not None and self.error is None:
                 self.error = ev.reason
