@@ -80,9 +80,10 @@ class Address:
         """``"HOST:PORT"`` with both in 0-255, e.g. ``"1:7"``."""
         host, sep, port = text.partition(":")
         try:
-            return cls(int(host), int(port) if sep else 0)
+            numbers = int(host), int(port) if sep else 0
         except ValueError:
             raise ConfigError(f"bad address {text!r}: expected HOST:PORT, e.g. 1:7") from None
+        return cls(*numbers)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
