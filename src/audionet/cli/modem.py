@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="where the receiver stores it")
     p.add_argument("--channel", choices=CHANNELS, default="cable", help="simulated line")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel's noise")
+    p.add_argument(
+        "--latency", type=float, default=0.0, help="extra delay each way in seconds (sound cards)"
+    )
     _phy_options(p)
     _link_options(p)
 
@@ -197,6 +200,7 @@ def _loopback(args: argparse.Namespace) -> int:
             sample_rate=args.rate,
             config=_config(args),
             seed=args.seed,
+            latency=args.latency,
             progress=update,
         )
     same = args.output.exists() and _sha256(args.output) == _sha256(args.file)

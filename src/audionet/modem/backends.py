@@ -121,7 +121,8 @@ class SimulatedCable:
     """Two stations on a simulated full-duplex cable (one channel per direction), in virtual time.
 
     Time advances in blocks of ``block`` samples; each block, each station hears what the other
-    played one block earlier (through its channel) and plays its next block. While both stations
+    played one block earlier (through its channel, and ``latency`` seconds later still, as sound-card
+    buffers delay a real line) and plays its next block. While both stations
     are silent and no frame is on the line, time jumps to the next protocol timer.
     """
 
@@ -132,6 +133,7 @@ class SimulatedCable:
         channel: str | None = "cable",
         seed: int = 0,
         block: int = 2048,
+        latency: float = 0.0,
     ) -> None:
         rate = a.endpoint.rate
         if b.endpoint.rate != rate:
@@ -144,6 +146,10 @@ class SimulatedCable:
         self.samples = 0  #: samples elapsed (virtual time = samples / rate)
         self._rx_a: Samples = np.zeros(0, dtype=np.float32)
         self._rx_b: Samples = np.zeros(0, dtype=np.float32)
+        # Sound-card buffers delay each direction: a line of ``latency`` seconds of samples.
+        self._delay = round(latency * rate)
+        self._line_ab: Samples = np.zeros(self._delay, dtype=np.float32)
+        self._line_ba: Samples = np.zeros(self._delay, dtype=np.float32)
         self._idle_blocks = 0
 
     @property
@@ -154,8 +160,10 @@ class SimulatedCable:
         now = self.now
         tx_a = self.a.tick(self._rx_a, now, self.block)
         tx_b = self.b.tick(self._rx_b, now, self.block)
-        self._rx_b = self.ab.process(tx_a)
-        self._rx_a = self.ba.process(tx_b)
+        self._line_ab = np.concatenate((self._line_ab, self.ab.process(tx_a)))
+        self._line_ba = np.concatenate((self._line_ba, self.ba.process(tx_b)))
+        self._rx_b, self._line_ab = np.split(self._line_ab, [self._line_ab.size - self._delay])
+        self._rx_a, self._line_ba = np.split(self._line_ba, [self._line_ba.size - self._delay])
         self.samples += self.block
         quiet = not (
             tx_a.any() or tx_b.any() or self.a.endpoint.transmitting or self.b.endpoint.transmitting

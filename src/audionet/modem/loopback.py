@@ -49,11 +49,13 @@ def run_loopback(
     sample_rate: int = 44100,
     config: ArqConfig | None = None,
     seed: int = 0,
+    latency: float = 0.0,
     max_seconds: float = 24 * 3600.0,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> LoopbackResult:
     """Send ``source`` over a simulated cable; the receiver stores it as ``output``.
 
+    ``latency`` delays each direction (sound-card buffers; real ones add 50-500 ms).
     ``progress(done, total, air_seconds)`` is called as data arrives.
     """
     config = config or ArqConfig()
@@ -70,7 +72,7 @@ def run_loopback(
     client = FileClient(Address(2, FILE_PORT), output.name, source.parent, local=source)
     a = Station(ModemEndpoint(ConnectionHost(1, config, seed=seed), phy), [client])
     b = Station(ModemEndpoint(ConnectionHost(2, config, seed=seed + 1), phy), [server])
-    cable = SimulatedCable(a, b, channel=channel, seed=seed)
+    cable = SimulatedCable(a, b, channel=channel, seed=seed, latency=latency)
     arrived: list[float] = []
 
     def until() -> bool:
