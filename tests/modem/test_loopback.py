@@ -61,3 +61,20 @@ def test_unusable_line_fails_cleanly(tmp_path: Path) -> None:
     assert not result.ok and result.goodput == 0
     assert result.error is not None and "silent" in result.error
     assert not (tmp_path / "copy.bin").exists()
+
+
+def test_half_duplex_shared_line_with_carrier_sense(tmp_path: Path) -> None:
+    src = random_file(tmp_path / "in.bin", 10_000)
+    result = run_loopback(src, tmp_path / "copy.bin", channel="cable-hard", half_duplex=True)
+    assert result.ok, result.error
+    assert (tmp_path / "copy.bin").read_bytes() == src.read_bytes()
+    # acknowledgements now share the line, but carrier sense keeps collisions rare
+    assert result.goodput > 3000
+
+
+def test_latency_hurts_stop_and_wait_far_more(tmp_path: Path) -> None:
+    src = random_file(tmp_path / "in.bin", 6000)
+    ours = run_loopback(src, tmp_path / "a.bin", latency=0.25)
+    seed = run_loopback(src, tmp_path / "b.bin", latency=0.25, config=ArqConfig.stop_and_wait())
+    assert ours.ok and seed.ok
+    assert ours.goodput > 2 * seed.goodput

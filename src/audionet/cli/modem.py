@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--latency", type=float, default=0.0, help="extra delay each way in seconds (sound cards)"
     )
+    p.add_argument(
+        "--half-duplex", action="store_true", help="one shared line, carrier sense (not two cables)"
+    )
     _phy_options(p)
     _link_options(p)
 
@@ -201,6 +204,7 @@ def _loopback(args: argparse.Namespace) -> int:
             config=_config(args),
             seed=args.seed,
             latency=args.latency,
+            half_duplex=args.half_duplex,
             progress=update,
         )
     same = args.output.exists() and _sha256(args.output) == _sha256(args.file)

@@ -118,7 +118,8 @@ def decode_wav(path: Path, phy: Phy, profile: FrameProfile = AUDIONET) -> Decode
 
 
 class SimulatedCable:
-    """Two stations on a simulated full-duplex cable (one channel per direction), in virtual time.
+    """Two stations on a simulated cable (one channel per direction, or with ``duplex=False`` one
+    shared half-duplex line), in virtual time.
 
     Time advances in blocks of ``block`` samples; each block, each station hears what the other
     played one block earlier (through its channel, and ``latency`` seconds later still, as sound-card
@@ -134,12 +135,15 @@ class SimulatedCable:
         seed: int = 0,
         block: int = 2048,
         latency: float = 0.0,
+        duplex: bool = True,
     ) -> None:
         rate = a.endpoint.rate
         if b.endpoint.rate != rate:
             raise ConfigError("both stations of a cable need the same sample rate")
         self.a, self.b = a, b
         self.rate = rate
+        #: False: one shared line (half duplex): both stations hear the sum of what both play
+        self.duplex = duplex
         self.block = block
         self.ab = make_channel(channel, rate, seed)
         self.ba = make_channel(channel, rate, seed + 1)
@@ -160,8 +164,13 @@ class SimulatedCable:
         now = self.now
         tx_a = self.a.tick(self._rx_a, now, self.block)
         tx_b = self.b.tick(self._rx_b, now, self.block)
-        self._line_ab = np.concatenate((self._line_ab, self.ab.process(tx_a)))
-        self._line_ba = np.concatenate((self._line_ba, self.ba.process(tx_b)))
+        if self.duplex:
+            self._line_ab = np.concatenate((self._line_ab, self.ab.process(tx_a)))
+            self._line_ba = np.concatenate((self._line_ba, self.ba.process(tx_b)))
+        else:
+            heard = self.ab.process(tx_a + tx_b)
+            self._line_ab = np.concatenate((self._line_ab, heard))
+            self._line_ba = np.concatenate((self._line_ba, heard))
         self._rx_b, self._line_ab = np.split(self._line_ab, [self._line_ab.size - self._delay])
         self._rx_a, self._line_ba = np.split(self._line_ba, [self._line_ba.size - self._delay])
         self.samples += self.block

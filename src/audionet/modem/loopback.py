@@ -50,12 +50,14 @@ def run_loopback(
     config: ArqConfig | None = None,
     seed: int = 0,
     latency: float = 0.0,
+    half_duplex: bool = False,
     max_seconds: float = 24 * 3600.0,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> LoopbackResult:
     """Send ``source`` over a simulated cable; the receiver stores it as ``output``.
 
-    ``latency`` delays each direction (sound-card buffers; real ones add 50-500 ms).
+    ``latency`` delays each direction (sound-card buffers; real ones add 50-500 ms);
+    ``half_duplex`` puts both stations on one shared line with carrier sense.
     ``progress(done, total, air_seconds)`` is called as data arrives.
     """
     config = config or ArqConfig()
@@ -70,9 +72,12 @@ def run_loopback(
 
     server = FileServer(output.parent, progress=on_progress)
     client = FileClient(Address(2, FILE_PORT), output.name, source.parent, local=source)
-    a = Station(ModemEndpoint(ConnectionHost(1, config, seed=seed), phy), [client])
-    b = Station(ModemEndpoint(ConnectionHost(2, config, seed=seed + 1), phy), [server])
-    cable = SimulatedCable(a, b, channel=channel, seed=seed, latency=latency)
+    hd = half_duplex
+    a = Station(ModemEndpoint(ConnectionHost(1, config, seed=seed, half_duplex=hd), phy), [client])
+    b = Station(
+        ModemEndpoint(ConnectionHost(2, config, seed=seed + 1, half_duplex=hd), phy), [server]
+    )
+    cable = SimulatedCable(a, b, channel=channel, seed=seed, latency=latency, duplex=not hd)
     arrived: list[float] = []
 
     def until() -> bool:

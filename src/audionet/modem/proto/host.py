@@ -190,6 +190,9 @@ class ConnectionHost:
 
     def get_timer(self) -> float | None:
         times = [t for c in self._connections.values() if (t := c.get_timer()) is not None]
+        if self.half_duplex and not self._busy and (self._connections or self._control):
+            # when the line will have been quiet long enough for data: poll again then
+            times.append(self._quiet_since + self.carrier.data_gap + self._backoff)
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
