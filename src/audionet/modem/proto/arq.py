@@ -234,12 +234,11 @@ class Connection:
             len(s.payload) for s in self._out.values()
         )
 
-    @property
-    def ack_only(self) -> bool:
-        """Only an acknowledgement waits to go out (no data, no resend): half-duplex priority."""
-        window = min(self.config.window, self._peer_window)
-        can_send = bool(self._queue) and seq_diff(self._snd_nxt, self._snd_una) < window
-        return self._ack_pending and not (self._retx or self._rst_pending or can_send)
+    def poll_ack(self, now: float) -> Frame | None:
+        """A pure acknowledgement if one is owed (half duplex: it may take the line first)."""
+        if self._ack_pending and self._rcv_nxt is not None and self.state is not State.CLOSED:
+            return self._frame(self._snd_nxt, Flags.NONE, b"")
+        return None
 
     @property
     def is_closed(self) -> bool:

@@ -213,9 +213,7 @@ class ConnectionHost:
         conns = list(self._connections.values())
         for i in range(len(conns)):
             conn = conns[(self._turn + i) % len(conns)]
-            if acks_only and not conn.ack_only:
-                continue
-            frame = conn.poll_frame(now)
+            frame = conn.poll_ack(now) if acks_only else conn.poll_frame(now)
             self._drain(conn)
             if frame is not None:
                 self._turn = (self._turn + i + 1) % len(conns)
