@@ -85,7 +85,7 @@ def free_port() -> int:
 
 
 def test_listen_send_get_ping_between_two_processes(tmp_path: Path) -> None:
-    """Two real processes joined by the TCP virtual cable: ping, send, get (a listener each)."""
+    """Real processes joined by the TCP virtual cable: one listener serves four clients in turn."""
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "doc.txt").write_text("served to the client\n")
@@ -93,41 +93,40 @@ def test_listen_send_get_ping_between_two_processes(tmp_path: Path) -> None:
     upload.write_bytes(random.Random(4).randbytes(700))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cli = [sys.executable, "-m", "audionet", "modem"]
+    audio = ["--audio", f"cable:127.0.0.1:{free_port()}"]
+    listener = subprocess.Popen(
+        [*cli, "listen", "--root", str(shared), *audio, "--timeout", "120"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
 
-    def run_pair(client_args: list[str]) -> tuple[subprocess.CompletedProcess[str], str]:
-        port = free_port()
-        audio = ["--audio", f"cable:127.0.0.1:{port}"]
-        listener = subprocess.Popen(
-            [*cli, "listen", "--root", str(shared), *audio, "--timeout", "30"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        try:
-            time.sleep(1.5)  # let it bind (the client retries below anyway)
-            for _ in range(20):
-                done = subprocess.run(
-                    [*cli, *client_args, *audio, "--timeout", "25"], env=env,
-                    capture_output=True, text=True, timeout=60, check=False,
-                )  # fmt: skip
-                if "no virtual cable" not in done.stderr:
-                    break
-                time.sleep(0.5)
-        finally:
-            listener.terminate()
-            out, _ = listener.communicate(timeout=10)
-        return done, out
+    def client(*args: str) -> subprocess.CompletedProcess[str]:
+        for _ in range(40):  # the listener may still be starting, or re-plugging
+            done = subprocess.run(
+                [*cli, *args, *audio, "--timeout", "25"], env=env, capture_output=True,
+                text=True, timeout=60, check=False,
+            )  # fmt: skip
+            if "no virtual cable" not in done.stderr:
+                return done
+            time.sleep(0.25)
+        raise AssertionError("the listener never accepted the cable")
 
-    ping, _ = run_pair(["ping", "--count", "2", "--interval", "0.3"])
-    assert ping.returncode == 0, ping.stdout + ping.stderr
-    assert "2 received, 0% loss" in ping.stdout
+    try:
+        ping = client("ping", "--count", "2", "--interval", "0.3")
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        assert "2 received, 0% loss" in ping.stdout
 
-    sent, _ = run_pair(["send", str(upload)])
-    assert sent.returncode == 0, sent.stdout + sent.stderr
-    assert (shared / "upload.bin").read_bytes() == upload.read_bytes()
+        sent = client("send", str(upload))
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert (shared / "upload.bin").read_bytes() == upload.read_bytes()
 
-    got_dir = tmp_path / "got"
-    got, _ = run_pair(["get", "doc.txt", "-o", str(got_dir)])
-    assert got.returncode == 0, got.stdout + got.stderr
-    assert (got_dir / "doc.txt").read_text() == "served to the client\n"
+        got_dir = tmp_path / "got"
+        got = client("get", "doc.txt", "-o", str(got_dir))
+        assert got.returncode == 0, got.stdout + got.stderr
+        assert (got_dir / "doc.txt").read_text() == "served to the client\n"
 
-    missing, _ = run_pair(["get", "../etc/passwd", "-o", str(got_dir)])
-    assert missing.returncode == 1 and "resource not found" in missing.stderr
+        missing = client("get", "../etc/passwd", "-o", str(got_dir))
+        assert missing.returncode == 1 and "resource not found" in missing.stderr
+    finally:
+        listener.terminate()
+        out, _ = listener.communicate(timeout=10)
+    assert "unplugged" in out

@@ -323,17 +323,27 @@ def _run(
 ) -> bool:
     from audionet.modem.backends import run_realtime
 
-    async def main() -> bool:
+    async def once() -> bool:
         port = await _open_audio(args, serve)
         try:
-            run = run_realtime(station, port, until=until, on_tick=on_tick)
-            return await asyncio.wait_for(run, args.timeout) if args.timeout else await run
-        except TimeoutError:
-            return False
+            return await run_realtime(station, port, until=until, on_tick=on_tick)
         finally:
             await port.close()
 
-    return asyncio.run(main())
+    async def main() -> bool:
+        done = await once()
+        while serve and not done:  # a listener takes the next plug when the other end leaves
+            console.print("the other end unplugged")
+            done = await once()
+        return done
+
+    async def bounded() -> bool:
+        try:
+            return await asyncio.wait_for(main(), args.timeout) if args.timeout else await main()
+        except TimeoutError:
+            return False
+
+    return asyncio.run(bounded())
 
 
 def _listen(args: argparse.Namespace) -> int:
