@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from phy_helpers import LengthFraming, frames_signal, random_frames
 from scipy.signal import butter, resample_poly, sosfilt
 
 from audionet.errors import ConfigError
@@ -19,6 +18,7 @@ from audionet.modem.phy.manchester import (
     bits_to_bytes,
     bytes_to_bits,
 )
+from tests.modem.phy.phy_helpers import LengthFraming, frames_signal, random_frames
 
 
 def decode_all(phy: ManchesterPhy, framing: LengthFraming, x: np.ndarray) -> list[bytes]:
