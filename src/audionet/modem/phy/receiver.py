@@ -47,6 +47,8 @@ CARRIER_LOST = 6
 DRIFT_SLACK = 0.002
 #: Crossings averaged for the timing phase (about 20 bits: smooth, yet quick enough for drift).
 TIMING_WINDOW = 31
+#: Crossings searched for a preamble at a time (bounds the work per frame on long inputs).
+HUNT_WINDOW = 4096
 #: Where each half-bit is sampled, in bits from the middle of the bit.
 DECISION_POINTS = np.array([0.125, 0.25, 0.375])
 
@@ -93,10 +95,14 @@ class ManchesterDemodulator:
         self._want = 0
         self._header_known = False
         self._preamble_run = 0  # preamble-like intervals at the end of the buffer (carrier sense)
+        self._hunted = False  # True when the crossings in the buffer were all searched in vain
 
     @property
     def busy(self) -> bool:
-        return self._t0 is not None or self._preamble_run >= MIN_PREAMBLE // 2
+        if self._t0 is not None:
+            return True
+        recent = self._t.size > 0 and self._edges.samples - float(self._t[-1]) < 3 * self._tn
+        return recent and self._preamble_run >= MIN_PREAMBLE // 2
 
     @property
     def inverted(self) -> bool:
@@ -108,11 +114,12 @@ class ManchesterDemodulator:
         if times.size:
             self._t = np.concatenate((self._t, times))
             self._d = np.concatenate((self._d, dirs))
+            self._hunted = False
         self._y = np.concatenate((self._y, self._edges.filtered))
         frames: list[ReceivedFrame] = []
         while True:
             if self._t0 is None:
-                if not self._hunt():
+                if self._hunted or not self._hunt():
                     break
             else:
                 progress, frame = self._receive()
@@ -143,10 +150,31 @@ class ManchesterDemodulator:
 
     def _hunt(self) -> bool:
         """Look for a preamble and SOF in the crossings; True (and receive state set) if found."""
-        t = self._t
+        keep = PERIOD_INTERVALS + 8  # crossings kept for a preamble still arriving
+        while True:
+            found = self._hunt_window(self._t[:HUNT_WINDOW])
+            if found is not None:
+                sof, period = found
+                self._period = period
+                self._inverted = bool(self._d[sof] < 0)
+                self._drop(sof)
+                self._t0 = float(self._t[0])
+                self._want = 8 * self._framing.header_size
+                self._header_known = False
+                self._preamble_run = 0
+                return True
+            if self._t.size <= HUNT_WINDOW:
+                if self._t.size > keep:
+                    self._drop(self._t.size - keep)
+                self._hunted = True
+                return False
+            self._drop(HUNT_WINDOW - keep)
+
+    def _hunt_window(self, t: F64) -> tuple[int, float] | None:
+        """(index of the SOF crossing, bit period) of the first preamble + SOF in ``t``."""
         if t.size < 4:
             self._preamble_run = 0
-            return False
+            return None
         iv = np.diff(t)
         tn = self._tn
         ratio = iv[1:] / iv[:-1]
@@ -167,22 +195,10 @@ class ManchesterDemodulator:
             ok &= np.abs(a + b - per) < 0.3 * per
             hits = cand[ok]
             if hits.size:
-                sof = int(hits[0]) + 3  # crossing in the middle of the second SOF bit
-                self._period = float(mean[hits[0]])
-                self._inverted = bool(self._d[sof] < 0)
-                self._drop(sof)
-                self._t0 = float(self._t[0])
-                self._want = 8 * self._framing.header_size
-                self._header_known = False
-                self._preamble_run = 0
-                return True
+                # The SOF's second bit has its mid-bit crossing after the two half-bit intervals.
+                return int(hits[0]) + 3, float(mean[hits[0]])
         self._preamble_run = int(run[-1]) if good[-1] else 0
-        # Keep enough crossings for a preamble that is still arriving (and for its period estimate
-        # over up to PERIOD_INTERVALS bits, so chunking never changes the result).
-        keep = PERIOD_INTERVALS + 8
-        if t.size > keep:
-            self._drop(t.size - keep)
-        return False
+        return None
 
     # -- receiving one frame ------------------------------------------------------------------
 
@@ -190,6 +206,14 @@ class ManchesterDemodulator:
         """Give up on the current frame; hunt again just after its start-of-frame."""
         self._drop(1)
         self._t0 = None
+
+    def _sample(self, times: F64) -> F64:
+        """The kept samples, linearly interpolated at absolute (fractional) sample times."""
+        pos = np.clip(times - self._y0, 0.0, self._y.size - 1.000001)
+        i = pos.astype(np.int64)
+        f = pos - i
+        out: F64 = self._y[i] * (1.0 - f) + self._y[i + 1] * f
+        return out
 
     def _bit_times(self, c: F64, nbits: int) -> F64:
         """Re-timed middles of the frame's first ``nbits`` bits from crossings ``c``."""
@@ -220,9 +244,8 @@ class ManchesterDemodulator:
             self._abort()
             return True, None
         offsets = DECISION_POINTS * period
-        grid = self._y0 + np.arange(self._y.size)
-        after = np.interp(tb[:, None] + offsets, grid, self._y).mean(axis=1)
-        before = np.interp(tb[:, None] - offsets, grid, self._y).mean(axis=1)
+        after = self._sample(tb[:, None] + offsets).mean(axis=1)
+        before = self._sample(tb[:, None] - offsets).mean(axis=1)
         margin = after - before
         bits = ((margin > 0) != self._inverted).astype(np.uint8)
         data = bits_to_bytes(bits)
