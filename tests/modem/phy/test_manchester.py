@@ -272,3 +272,23 @@ def test_simulated_drift_with_8_bit_audio(
     x, _ = frames_signal(phy, frames)
     cfg = PROFILES["cable"].replace(drift_ppm=ppm, bits=8)
     assert decode_all(phy, framing, simulate(x, phy.sample_rate, cfg, seed=1)) == frames
+
+
+@given(payload=st.binary(max_size=300), spb=st.sampled_from([5, 6, 8, 11, 16]))
+@settings(max_examples=40, deadline=None)
+def test_any_payload_round_trips(payload: bytes, spb: int) -> None:
+    phy = ManchesterPhy(samples_per_bit=spb)
+    frame = LengthFraming.make(payload)
+    x, _ = frames_signal(phy, [frame], lead=50, tail=300)
+    assert decode_all(phy, LengthFraming(), x) == [frame]
+
+
+def test_busy_ends_when_a_preamble_dies_away(framing: LengthFraming) -> None:
+    phy = ManchesterPhy(samples_per_bit=8)
+    x = phy.modulator().modulate(LengthFraming.make(b"hello"))
+    dem = phy.demodulator(framing)
+    dem.feed(x[:400])  # 50 bits of preamble, then the line goes quiet
+    assert dem.busy
+    dem.feed(np.zeros(200, np.float32))
+    assert not dem.busy
+    assert dem.feed(x) != []  # and the next whole frame is still found
