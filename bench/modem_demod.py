@@ -135,7 +135,7 @@ def error_table(count: int) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for profile in PROFILES:
-        for spb in (8, 12, 16, 24):
+        for spb in (8, 12, 16, 20, 24):
             rows.append(error_row(profile, spb, count))
     return rows
 

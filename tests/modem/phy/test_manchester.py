@@ -254,9 +254,13 @@ def test_through_the_simulated_profiles(
     assert set(good) <= set(frames)
 
 
-def test_phone_line_at_a_long_bit_length(framing: LengthFraming, rng: np.random.Generator) -> None:
-    # 300-3400 Hz passes Manchester only when its spectrum (about 0.5-1x the bit rate) fits inside.
-    phy = ManchesterPhy(samples_per_bit=24)
+@pytest.mark.parametrize("spb", [20, 24])
+def test_phone_line_at_long_bit_lengths(
+    spb: int, framing: LengthFraming, rng: np.random.Generator
+) -> None:
+    # 300-3400 Hz passes Manchester only when its spectrum (about 0.5-1x the bit rate) fits inside,
+    # and the band-pass shifts the preamble's crossings against the data's (the SOF must still be found).
+    phy = ManchesterPhy(samples_per_bit=spb)
     frames = random_frames(rng, 4, 100, 200)
     x, _ = frames_signal(phy, frames)
     y = simulate(x, phy.sample_rate, PROFILES["phone"], seed=2)
@@ -292,3 +296,16 @@ def test_busy_ends_when_a_preamble_dies_away(framing: LengthFraming) -> None:
     dem.feed(np.zeros(200, np.float32))
     assert not dem.busy
     assert dem.feed(x) != []  # and the next whole frame is still found
+
+
+@pytest.mark.parametrize("spb", [5, 8, 16])
+def test_a_recording_ending_right_after_a_long_frame_gives_it(
+    spb: int, framing: LengthFraming, rng: np.random.Generator
+) -> None:
+    phy = ManchesterPhy(samples_per_bit=spb)
+    frames = random_frames(rng, 2, 1500, 1500)
+    x, _ = frames_signal(phy, frames, lead=0, tail=0)  # ends with the frame's own 64-sample gap
+    assert decode_all(phy, framing, x) == frames
+    dem = phy.demodulator(framing)
+    got = [f.data for i in range(0, x.size, 1000) for f in dem.feed(x[i : i + 1000])]
+    assert got == frames
