@@ -6,6 +6,13 @@ import argparse
 import logging
 
 import numpy as np
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from audionet.audio.format import AudioFormat, from_array, to_float
 from audionet.audio.wav import read_wav, write_wav
@@ -48,7 +55,18 @@ def run(args: argparse.Namespace) -> int:
     bits = cfg.bits if cfg.bits is not None else 8 * fmt.sample_width
     out_fmt = AudioFormat(fmt.rate, 1, 1 if bits == 8 else 2)
     x = to_float(pcm).reshape(-1)
-    y = simulate(x, fmt.rate, cfg, seed=args.seed)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=x.size < 30 * fmt.rate,  # only worth a bar for half a minute of audio or more
+    ) as bar:
+        task = bar.add_task(f"channel {cfg.name}", total=1.0)
+        y = simulate(
+            x, fmt.rate, cfg, seed=args.seed, progress=lambda done: bar.update(task, completed=done)
+        )
     write_wav(args.output, out_fmt, from_array(np.clip(y, -1.0, 32767 / 32768)))
     log.info("%s: %d samples in, %d out (%s)", args.output, x.size, y.size, cfg)
     print(

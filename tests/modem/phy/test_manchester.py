@@ -309,3 +309,12 @@ def test_a_recording_ending_right_after_a_long_frame_gives_it(
     dem = phy.demodulator(framing)
     got = [f.data for i in range(0, x.size, 1000) for f in dem.feed(x[i : i + 1000])]
     assert got == frames
+
+
+def test_legacy_line_full_scale_8_bit(framing: LengthFraming, rng: np.random.Generator) -> None:
+    phy = ManchesterPhy(legacy=True)
+    frames = random_frames(rng, 3, 10, 256)
+    x, _ = frames_signal(phy, frames)
+    assert np.max(np.abs(x)) == pytest.approx(1.0)
+    y = simulate(x, phy.sample_rate, PROFILES["cable"].replace(bits=8), seed=3)
+    assert decode_all(phy, framing, y) == frames
