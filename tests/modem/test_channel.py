@@ -227,3 +227,11 @@ def test_bad_configs_are_config_errors() -> None:
             ChannelConfig(**bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         Channel(ChannelConfig(), 10)
+
+
+def test_progress_is_reported_and_changes_nothing() -> None:
+    x = band_noise(2.5, seed=5)
+    seen: list[float] = []
+    with_bar = simulate(x, RATE, PROFILES["cable"], seed=1, progress=seen.append)
+    assert np.array_equal(with_bar, simulate(x, RATE, PROFILES["cable"], seed=1))
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 3

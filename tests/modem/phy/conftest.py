@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from phy_helpers import LengthFraming
+
+from tests.modem.phy.phy_helpers import LengthFraming
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from phy_helpers import LengthFraming, frames_signal, random_frames
 from scipy.signal import butter, resample_poly, sosfilt
 
 from audionet.errors import ConfigError
@@ -19,6 +18,7 @@ from audionet.modem.phy.manchester import (
     bits_to_bytes,
     bytes_to_bits,
 )
+from tests.modem.phy.phy_helpers import LengthFraming, frames_signal, random_frames
 
 
 def decode_all(phy: ManchesterPhy, framing: LengthFraming, x: np.ndarray) -> list[bytes]:
@@ -254,9 +254,13 @@ def test_through_the_simulated_profiles(
     assert set(good) <= set(frames)
 
 
-def test_phone_line_at_a_long_bit_length(framing: LengthFraming, rng: np.random.Generator) -> None:
-    # 300-3400 Hz passes Manchester only when its spectrum (about 0.5-1x the bit rate) fits inside.
-    phy = ManchesterPhy(samples_per_bit=24)
+@pytest.mark.parametrize("spb", [20, 24])
+def test_phone_line_at_long_bit_lengths(
+    spb: int, framing: LengthFraming, rng: np.random.Generator
+) -> None:
+    # 300-3400 Hz passes Manchester only when its spectrum (about 0.5-1x the bit rate) fits inside,
+    # and the band-pass shifts the preamble's crossings against the data's (the SOF must still be found).
+    phy = ManchesterPhy(samples_per_bit=spb)
     frames = random_frames(rng, 4, 100, 200)
     x, _ = frames_signal(phy, frames)
     y = simulate(x, phy.sample_rate, PROFILES["phone"], seed=2)
@@ -272,3 +276,45 @@ def test_simulated_drift_with_8_bit_audio(
     x, _ = frames_signal(phy, frames)
     cfg = PROFILES["cable"].replace(drift_ppm=ppm, bits=8)
     assert decode_all(phy, framing, simulate(x, phy.sample_rate, cfg, seed=1)) == frames
+
+
+@given(payload=st.binary(max_size=300), spb=st.sampled_from([5, 6, 8, 11, 16]))
+@settings(max_examples=40, deadline=None)
+def test_any_payload_round_trips(payload: bytes, spb: int) -> None:
+    phy = ManchesterPhy(samples_per_bit=spb)
+    frame = LengthFraming.make(payload)
+    x, _ = frames_signal(phy, [frame], lead=50, tail=300)
+    assert decode_all(phy, LengthFraming(), x) == [frame]
+
+
+def test_busy_ends_when_a_preamble_dies_away(framing: LengthFraming) -> None:
+    phy = ManchesterPhy(samples_per_bit=8)
+    x = phy.modulator().modulate(LengthFraming.make(b"hello"))
+    dem = phy.demodulator(framing)
+    dem.feed(x[:400])  # 50 bits of preamble, then the line goes quiet
+    assert dem.busy
+    dem.feed(np.zeros(200, np.float32))
+    assert not dem.busy
+    assert dem.feed(x) != []  # and the next whole frame is still found
+
+
+@pytest.mark.parametrize("spb", [5, 8, 16])
+def test_a_recording_ending_right_after_a_long_frame_gives_it(
+    spb: int, framing: LengthFraming, rng: np.random.Generator
+) -> None:
+    phy = ManchesterPhy(samples_per_bit=spb)
+    frames = random_frames(rng, 2, 1500, 1500)
+    x, _ = frames_signal(phy, frames, lead=0, tail=0)  # ends with the frame's own 64-sample gap
+    assert decode_all(phy, framing, x) == frames
+    dem = phy.demodulator(framing)
+    got = [f.data for i in range(0, x.size, 1000) for f in dem.feed(x[i : i + 1000])]
+    assert got == frames
+
+
+def test_legacy_line_full_scale_8_bit(framing: LengthFraming, rng: np.random.Generator) -> None:
+    phy = ManchesterPhy(legacy=True)
+    frames = random_frames(rng, 3, 10, 256)
+    x, _ = frames_signal(phy, frames)
+    assert np.max(np.abs(x)) == pytest.approx(1.0)
+    y = simulate(x, phy.sample_rate, PROFILES["cable"].replace(bits=8), seed=3)
+    assert decode_all(phy, framing, y) == frames

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -299,16 +300,32 @@ class Channel:
         return self.corrupt(x).astype(np.float32)
 
 
-def simulate(samples: npt.ArrayLike, rate: int, config: ChannelConfig, seed: int = 0) -> F32:
+def simulate(
+    samples: npt.ArrayLike,
+    rate: int,
+    config: ChannelConfig,
+    seed: int = 0,
+    progress: Callable[[float], None] | None = None,
+) -> F32:
     """The whole of ``samples`` (float in [-1, 1]) through the line, with its silence padding.
 
     The SNR is relative to the power of the received signal where it is active (silences and the
-    padding do not dilute it).
+    padding do not dilute it). ``progress``, if given, is called with the fraction done (0..1) as
+    the work goes on (the signal is processed in one-second blocks; the result does not depend on it).
     """
     x = np.asarray(samples, dtype=np.float64).reshape(-1)
     pad = (round(config.pad_before * rate), round(config.pad_after * rate))
     x = np.concatenate((np.zeros(pad[0]), x, np.zeros(pad[1])))
     shaper = Channel(config, rate, seed)
-    shaped = np.concatenate((shaper.shape(x), shaper.shape(np.zeros(0), final=True)))
+    parts = []
+    for i in range(0, x.size, rate):
+        parts.append(shaper.shape(x[i : i + rate]))
+        if progress is not None:
+            progress(0.8 * min(1.0, (i + rate) / max(x.size, 1)))
+    parts.append(shaper.shape(np.zeros(0), final=True))
+    shaped = np.concatenate(parts)
     power = active_power(shaped, rate) or DEFAULT_POWER
-    return Channel(config, rate, seed, signal_power=power).corrupt(shaped).astype(np.float32)
+    out = Channel(config, rate, seed, signal_power=power).corrupt(shaped).astype(np.float32)
+    if progress is not None:
+        progress(1.0)
+    return out

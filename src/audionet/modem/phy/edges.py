@@ -69,13 +69,17 @@ class EdgeDetector:
         self.level = float(env[-1])
         self.filtered = y
         thr = np.maximum(self._hyst * env, self._floor)
-        s = np.where(y > thr, 1, np.where(y < -thr, -1, 0)).astype(np.int8)
-        # Forward-fill the hysteresis state through the dead band, starting from the carried state.
-        idx = np.where(s != 0, np.arange(n), -1)
-        np.maximum.accumulate(idx, out=idx)
-        state = np.where(idx >= 0, s[np.maximum(idx, 0)], np.int8(self._state)).astype(np.int8)
-        prev_state = np.concatenate(([np.int8(self._state)], state[:-1]))
-        changes = np.flatnonzero((state != prev_state) & (prev_state != 0))
+        s = (y > thr).view(np.int8) - (y < -thr).view(np.int8)  # +1 above, -1 below, 0 between
+        # Hysteresis state changes: consecutive decided samples of opposite sign (the carried state
+        # counts as one before the chunk).
+        decided = np.flatnonzero(s)
+        signs = s[decided]
+        if self._state:
+            decided = np.concatenate(([-1], decided))
+            signs = np.concatenate(([np.int8(self._state)], signs))
+        flips = np.flatnonzero(signs[1:] != signs[:-1]) + 1
+        changes = decided[flips]
+        dirs = signs[flips]
         # Plain zero crossings between consecutive samples (previous chunk's last sample included).
         z = np.concatenate(([self._prev], y))
         neg = z < 0.0
@@ -87,10 +91,10 @@ class EdgeDetector:
         k = np.searchsorted(zc, changes, side="right") - 1
         padded = np.concatenate((zc_time, [self._last_zc]))  # index -1 = carried crossing
         times = padded[np.where(k >= 0, k, -1)]
-        dirs = state[changes]
         if zc.size:
             self._last_zc = float(zc_time[-1])
         self._prev = float(y[-1])
-        self._state = int(state[-1])
+        if signs.size:
+            self._state = int(signs[-1])
         self._n += n
         return times.astype(np.float64), dirs.astype(np.int8)

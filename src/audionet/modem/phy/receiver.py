@@ -43,10 +43,15 @@ MIN_PREAMBLE = 16
 PERIOD_INTERVALS = 32
 #: A gap of this many half-bits without any transition inside a frame means the carrier is gone.
 CARRIER_LOST = 6
-#: Largest relative timing error assumed between the preamble's period and the rest of the frame.
-DRIFT_SLACK = 0.002
+#: Largest relative error assumed between the period measured on the preamble and the frame's real
+#: one (clock drift is a few hundred ppm, but band-pass filters bias the preamble's crossings by more).
+DRIFT_SLACK = 0.01
 #: Crossings averaged for the timing phase (about 20 bits: smooth, yet quick enough for drift).
 TIMING_WINDOW = 31
+#: Crossings searched for a preamble at a time (bounds the work per frame on long inputs).
+HUNT_WINDOW = 4096
+#: Bits 58 to 63 on the air: the end of the preamble and the start-of-frame ``11``.
+SOF_PATTERN = (1, 0, 1, 0, 1, 1)
 #: Where each half-bit is sampled, in bits from the middle of the bit.
 DECISION_POINTS = np.array([0.125, 0.25, 0.375])
 
@@ -93,10 +98,14 @@ class ManchesterDemodulator:
         self._want = 0
         self._header_known = False
         self._preamble_run = 0  # preamble-like intervals at the end of the buffer (carrier sense)
+        self._hunted = False  # True when the crossings in the buffer were all searched in vain
 
     @property
     def busy(self) -> bool:
-        return self._t0 is not None or self._preamble_run >= MIN_PREAMBLE // 2
+        if self._t0 is not None:
+            return True
+        recent = self._t.size > 0 and self._edges.samples - float(self._t[-1]) < 3 * self._tn
+        return recent and self._preamble_run >= MIN_PREAMBLE // 2
 
     @property
     def inverted(self) -> bool:
@@ -108,11 +117,12 @@ class ManchesterDemodulator:
         if times.size:
             self._t = np.concatenate((self._t, times))
             self._d = np.concatenate((self._d, dirs))
+            self._hunted = False
         self._y = np.concatenate((self._y, self._edges.filtered))
         frames: list[ReceivedFrame] = []
         while True:
             if self._t0 is None:
-                if not self._hunt():
+                if self._hunted or not self._hunt():
                     break
             else:
                 progress, frame = self._receive()
@@ -143,10 +153,38 @@ class ManchesterDemodulator:
 
     def _hunt(self) -> bool:
         """Look for a preamble and SOF in the crossings; True (and receive state set) if found."""
-        t = self._t
+        keep = PERIOD_INTERVALS + 16  # crossings kept for a preamble still arriving
+        while True:
+            truncated = self._t.size > HUNT_WINDOW
+            found = self._hunt_window(self._t[:HUNT_WINDOW])
+            if isinstance(found, tuple):
+                sof, period, inverted = found
+                self._period = period
+                self._inverted = inverted
+                self._drop(sof)
+                self._t0 = float(self._t[0])
+                self._want = 8 * self._framing.header_size
+                self._header_known = False
+                self._preamble_run = 0
+                return True
+            if truncated:
+                self._drop(HUNT_WINDOW - keep)
+                continue
+            if found is None:
+                if self._t.size > keep:
+                    self._drop(self._t.size - keep)
+                self._hunted = True
+            return False
+
+    def _hunt_window(self, t: F64) -> tuple[int, float, bool] | bool | None:
+        """The first preamble + SOF in ``t``: (SOF crossing index, bit period, inverted).
+
+        ``False`` when a preamble was seen but its start-of-frame cannot be judged yet (more samples
+        needed), ``None`` when there is none.
+        """
         if t.size < 4:
             self._preamble_run = 0
-            return False
+            return None
         iv = np.diff(t)
         tn = self._tn
         ratio = iv[1:] / iv[:-1]
@@ -156,33 +194,40 @@ class ManchesterDemodulator:
         pos = np.arange(iv.size)
         last_bad = np.maximum.accumulate(np.where(good, -1, pos))
         run = pos - last_bad  # consecutive preamble-like intervals ending at each interval
-        m = np.minimum(run, PERIOD_INTERVALS)
-        # Mean of the last m intervals, from crossing times directly (chunking cannot change it).
-        mean = (t[pos + 1] - t[pos + 1 - m]) / np.maximum(m, 1)
-        cand = np.flatnonzero(run[:-2] >= MIN_PREAMBLE)
-        if cand.size:
-            a, b = iv[cand + 1], iv[cand + 2]
-            per = mean[cand]
-            ok = (a > 0.3 * per) & (a < 0.7 * per) & (b > 0.3 * per) & (b < 0.7 * per)
-            ok &= np.abs(a + b - per) < 0.3 * per
-            hits = cand[ok]
-            if hits.size:
-                sof = int(hits[0]) + 3  # crossing in the middle of the second SOF bit
-                self._period = float(mean[hits[0]])
-                self._inverted = bool(self._d[sof] < 0)
-                self._drop(sof)
-                self._t0 = float(self._t[0])
-                self._want = 8 * self._framing.header_size
-                self._header_known = False
-                self._preamble_run = 0
-                return True
         self._preamble_run = int(run[-1]) if good[-1] else 0
-        # Keep enough crossings for a preamble that is still arriving (and for its period estimate
-        # over up to PERIOD_INTERVALS bits, so chunking never changes the result).
-        keep = PERIOD_INTERVALS + 8
-        if t.size > keep:
-            self._drop(t.size - keep)
-        return False
+        ends = np.flatnonzero((run >= MIN_PREAMBLE) & ~np.append(good[1:], False))
+        for j in ends:
+            m = min(int(run[j]), PERIOD_INTERVALS)
+            # Mean of the last m intervals, from crossing times directly (chunking cannot change it).
+            period = float(t[j + 1] - t[j + 1 - m]) / m
+            found = self._start_of_frame(t, int(j) + 1, period)
+            if isinstance(found, tuple):
+                return found[0], period, found[1]
+            if found is False:
+                return False
+        return None
+
+    def _start_of_frame(self, t: F64, end: int, period: float) -> tuple[int, bool] | bool | None:
+        """Which crossing just after a preamble ending at crossing ``end`` is the SOF's second bit.
+
+        Each candidate is tried as the middle of bit 63: the bits decided one period apart before it
+        must read ``1 0 1 0 1 1`` (the preamble's end and the SOF) or its complement (an inverted
+        line), each with a clear margin. Deciding on the signal itself, rather than trusting the
+        interval pattern, survives band-pass filters that shift the preamble's crossings against
+        the data's. ``False``: wait for more samples; ``None``: no start-of-frame here.
+        """
+        lo, hi = t[end] - 0.25 * period, t[end] + 2.75 * period
+        if self._edges.samples < hi + period or (t.size and t[-1] < hi and t.size >= HUNT_WINDOW):
+            return False
+        ref = np.median(np.abs(self._margins(t[max(end - 8, 0) : end + 1], period)))
+        for i in np.flatnonzero((t >= lo) & (t <= hi)):
+            margins = self._margins(t[i] + period * np.arange(-5.0, 1.0), period)
+            if np.min(np.abs(margins)) < 0.25 * ref:
+                continue
+            bits = tuple(int(b) for b in margins > 0)
+            if bits in (SOF_PATTERN, tuple(1 - b for b in SOF_PATTERN)):
+                return int(i), bits != SOF_PATTERN
+        return None
 
     # -- receiving one frame ------------------------------------------------------------------
 
@@ -190,6 +235,22 @@ class ManchesterDemodulator:
         """Give up on the current frame; hunt again just after its start-of-frame."""
         self._drop(1)
         self._t0 = None
+
+    def _margins(self, middles: F64, period: float) -> F64:
+        """Second-half mean minus first-half mean of the bits centred at ``middles``."""
+        offsets = DECISION_POINTS * period
+        after = self._sample(middles[:, None] + offsets).mean(axis=1)
+        before = self._sample(middles[:, None] - offsets).mean(axis=1)
+        out: F64 = after - before
+        return out
+
+    def _sample(self, times: F64) -> F64:
+        """The kept samples, linearly interpolated at absolute (fractional) sample times."""
+        pos = np.clip(times - self._y0, 0.0, self._y.size - 1.000001)
+        i = pos.astype(np.int64)
+        f = pos - i
+        out: F64 = self._y[i] * (1.0 - f) + self._y[i + 1] * f
+        return out
 
     def _bit_times(self, c: F64, nbits: int) -> F64:
         """Re-timed middles of the frame's first ``nbits`` bits from crossings ``c``."""
@@ -206,12 +267,26 @@ class ManchesterDemodulator:
         assert self._t0 is not None
         t0, period, want = self._t0, self._period, self._want
         now = self._edges.samples
-        # Decide once every crossing up to a fixed horizon past the last bit is in (so the result
-        # does not depend on how the samples were chunked).
+        # Decide once every crossing up to a limit past the last bit is in: a fixed horizon, or the
+        # line falling silent after the frame, whichever comes first. Both are properties of the
+        # signal, not of when samples arrived, so chunking cannot change the result.
+        earliest = t0 + (want + 0.5) * period * (1.0 - DRIFT_SLACK)
         horizon = t0 + (want + 0.5) * period * (1.0 + DRIFT_SLACK) + 2 * period
-        if now < horizon + period:
+        if now < earliest:
             return False, None
-        c = self._t[: int(np.searchsorted(self._t, horizon))]
+        silence = CARRIER_LOST * period / 2
+        first = max(int(np.searchsorted(self._t, earliest - period)) - 1, 0)
+        tail = self._t[first : int(np.searchsorted(self._t, horizon + period)) + 1]
+        gaps = np.flatnonzero(np.diff(tail) > silence)
+        if gaps.size:
+            limit = min(horizon, float(tail[gaps[0]]) + period / 2)
+        elif now - float(tail[-1]) > silence + period:
+            limit = min(horizon, float(tail[-1]) + period / 2)
+        elif now >= horizon + period:
+            limit = horizon
+        else:
+            return False, None
+        c = self._t[: int(np.searchsorted(self._t, limit, side="right"))]
         tb = self._bit_times(c, want)
         end = float(tb[-1]) + period / 2
         # Cut short? (a long gap without transitions, or none near the end)
@@ -219,11 +294,7 @@ class ManchesterDemodulator:
         if np.any(np.diff(span) > CARRIER_LOST * period / 2) or span[-1] < end - 1.5 * period:
             self._abort()
             return True, None
-        offsets = DECISION_POINTS * period
-        grid = self._y0 + np.arange(self._y.size)
-        after = np.interp(tb[:, None] + offsets, grid, self._y).mean(axis=1)
-        before = np.interp(tb[:, None] - offsets, grid, self._y).mean(axis=1)
-        margin = after - before
+        margin = self._margins(tb, period)
         bits = ((margin > 0) != self._inverted).astype(np.uint8)
         data = bits_to_bytes(bits)
         if not self._header_known:
