@@ -14,23 +14,16 @@ import pytest
 
 from audionet.audio.format import AudioFormat, to_float
 from audionet.audio.wav import read_wav, write_wav
-from audionet.errors import AudioError, DependencyError
+from audionet.errors import AudioError, ConfigError, DependencyError
 from audionet.modem.apps import FileClient, FileServer, PingClient
-from audionet.modem.backends import (
-    DeviceAudio,
-    TcpCable,
-    decode_wav,
-    encode_wav,
-    make_channel,
-    run_realtime,
-    to_pcm,
-)
+from audionet.modem.backends import decode_wav, encode_wav, make_channel, to_pcm
 from audionet.modem.channel import PROFILES, simulate
 from audionet.modem.link import ModemEndpoint, Station
 from audionet.modem.phy import get_phy
 from audionet.modem.proto.frame import AUDIONET, LEGACY, Address, Flags, Frame, FrameProfile
 from audionet.modem.proto.host import ConnectionHost
 from audionet.modem.proto.ping import Pinger
+from audionet.modem.realtime import DeviceAudio, TcpCable, open_audio, run_realtime
 
 
 def frames_for(data: bytes, size: int, profile: FrameProfile) -> list[Frame]:
@@ -134,4 +127,6 @@ async def test_virtual_cable_between_two_stations_in_real_time(tmp_path: Path) -
 
 async def test_connecting_to_no_cable_is_a_clear_error() -> None:
     with pytest.raises(AudioError, match="modem listen"):
-        await TcpCable.connect("127.0.0.1", free_port(), make_channel(None, 44100, 0))
+        await open_audio(f"cable:127.0.0.1:{free_port()}", 44100, None, serve=False)
+    with pytest.raises(ConfigError, match="cable:HOST:PORT"):
+        await open_audio("cable:nowhere", 44100, None, serve=False)

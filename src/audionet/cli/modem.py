@@ -298,22 +298,6 @@ def _station(args: argparse.Namespace, host: int, apps: list[Any]) -> Any:
     return Station(endpoint, apps)
 
 
-async def _open_audio(args: argparse.Namespace, serve: bool) -> Any:
-    from audionet.modem.backends import DeviceAudio, TcpCable, make_channel
-
-    if args.audio == "device":
-        return DeviceAudio(args.rate)
-    kind, _, rest = args.audio.partition(":")
-    host, _, port = rest.rpartition(":")
-    if kind != "cable" or not host or not port.isdigit():
-        raise ConfigError(f"--audio {args.audio!r}: use 'device' or 'cable:HOST:PORT'")
-    channel = make_channel(_channel(args.channel), args.rate, seed=int(port) + serve)
-    if serve:
-        console.print(f"waiting for the other end of the cable on {host}:{port} ...")
-        return await TcpCable.serve(host, int(port), channel)
-    return await TcpCable.connect(host, int(port), channel)
-
-
 def _run(
     args: argparse.Namespace,
     station: Any,
@@ -321,10 +305,12 @@ def _run(
     until: Callable[[], bool] | None = None,
     on_tick: Callable[[float], None] | None = None,
 ) -> bool:
-    from audionet.modem.backends import run_realtime
+    from audionet.modem.realtime import open_audio, run_realtime
 
     async def once() -> bool:
-        port = await _open_audio(args, serve)
+        if serve:
+            console.print(f"waiting for the other end of the cable ({args.audio}) ...")
+        port = await open_audio(args.audio, args.rate, _channel(args.channel), serve)
         try:
             return await run_realtime(station, port, until=until, on_tick=on_tick)
         finally:
