@@ -7,6 +7,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audionet.errors import TransferError
 from audionet.modem.proto.arq import ArqConfig, Connection, MessageReceived
@@ -188,3 +190,24 @@ def test_unknown_and_malformed_messages(tmp_path: Path) -> None:
     assert isinstance(events[0], TransferFailed) and "unknown" in events[0].reason
     _, events = ft.receive_message(b"FTP_SEND x\nnot-a-size")
     assert isinstance(events[0], TransferFailed) and "malformed" in events[0].reason
+
+
+kinds = st.sampled_from(["FTP_SEND", "FTP_MKDIR", "FTP_DONE", "FTP_REQUEST_FILE",
+                         "FTP_REQUEST_DIR", "FTP_REQUEST_FAIL:", "X"])  # fmt: skip
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.binary(max_size=60),
+                          st.tuples(kinds, st.text(max_size=300), st.binary(max_size=20)).map(
+                              lambda t: f"{t[0]} {t[1]}".encode("utf-8", "surrogatepass")
+                              + b"\n" + t[2]))))  # fmt: skip
+def test_any_messages_give_events_never_crashes(tmp_path: Path, messages: list[bytes]) -> None:
+    root = tmp_path / "fuzz"
+    root.mkdir(exist_ok=True)
+    ft = FileTransfer(root)
+    for m in messages:
+        replies, events = ft.receive_message(m)
+        assert all(isinstance(r, bytes) for r in replies)
+        assert all(isinstance(e, (FileReceived, DirectoryReceived, TransferFailed)) for e in events)
+    # nothing ever lands outside the root
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fuzz"]

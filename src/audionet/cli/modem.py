@@ -416,7 +416,7 @@ def _ping(args: argparse.Namespace) -> int:
             f"reply from {peer.host}: seq={seq} time={rtt * 1e3:.1f} ms"
         ),
     )
-    station = _station(args, int(args.address.partition(":")[0]), [app])
+    station = _station(args, _peer(args.address).host, [app])
     _run(args, station, serve=False)
     stats = pinger.stats()
     print(f"--- {peer.host} ping statistics ---\n{stats.summary()}")
