@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -81,16 +82,22 @@ class TcpCable:
         return cls(reader, writer, channel)
 
     async def _read(self) -> None:
-        while data := await self._reader.read(65536):
-            self._buffer += data
+        try:
+            while data := await self._reader.read(65536):
+                self._buffer += data
+        except OSError:
+            pass
         self.connected = False
 
     async def exchange(self, tx: Samples) -> Samples:
         if self._writer.is_closing():
             self.connected = False
         else:
-            self._writer.write(to_pcm(tx))
-            await self._writer.drain()
+            try:
+                self._writer.write(to_pcm(tx))
+                await self._writer.drain()
+            except OSError:  # the other end unplugged mid-write
+                self.connected = False
         usable = len(self._buffer) // 2 * 2
         pcm = bytes(self._buffer[:usable])
         del self._buffer[:usable]
@@ -99,6 +106,8 @@ class TcpCable:
     async def close(self) -> None:
         self._task.cancel()
         self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
 
 
 class DeviceAudio:
