@@ -61,6 +61,18 @@ def test_encode_decode_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert "0 bad" in capsys.readouterr().out
 
 
+def test_legacy_sequence_numbers_wrap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = random.Random(6).randbytes(300 * 20)  # 300 frames of 20 bytes: seq wraps past 255
+    (tmp_path / "in.bin").write_bytes(data)
+    wav = tmp_path / "tx.wav"
+    base = ["--legacy", "--bit-length", "5"]
+    assert main(["modem", "encode", str(tmp_path / "in.bin"), "-o", str(wav), "--frame-size", "20",
+                 *base]) == 0  # fmt: skip
+    assert main(["modem", "decode", str(wav), "-o", str(tmp_path / "out.bin"), *base]) == 0
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert "300 frames good" in capsys.readouterr().out
+
+
 def test_decode_with_the_wrong_profile_finds_nothing(tmp_path: Path) -> None:
     (tmp_path / "in.bin").write_bytes(b"hello")
     main(["modem", "encode", str(tmp_path / "in.bin"), "-o", str(tmp_path / "tx.wav"), "--legacy"])

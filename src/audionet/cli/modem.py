@@ -265,18 +265,22 @@ def _decode(args: argparse.Namespace) -> int:
 
     profile = get_profile("legacy" if args.legacy else "audionet")
     result = decode_wav(args.wav, _phy(args), profile)
-    seen: set[int] = set()
+    modulo = 256 if args.legacy else 0x10000
     data = bytearray()
     begun = ended = False
+    gaps = 0
+    previous = None
     for frame in result.frames:
-        if frame.seq in seen:
-            continue
-        seen.add(frame.seq)
+        if previous is not None:
+            if frame == previous:
+                continue  # the same frame heard twice
+            gaps += frame.seq != (previous.seq + 1) % modulo
+        previous = frame
         begun |= bool(frame.flags & Flags.BEG)
         ended |= bool(frame.flags & Flags.END)
         data += frame.payload
     args.output.write_bytes(bytes(data))
-    complete = begun and ended and len(seen) == (max(seen) - min(seen) + 1 if seen else 0)
+    complete = begun and ended and gaps == 0
     print(
         f"{len(result.frames)} frames good, {result.bad} bad, {len(data)} bytes -> {args.output}"
         + ("" if complete else " (INCOMPLETE: frames missing)")
