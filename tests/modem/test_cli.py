@@ -142,3 +142,4 @@ def test_listen_send_get_ping_between_two_processes(tmp_path: Path) -> None:
         listener.terminate()
         out, _ = listener.communicate(timeout=10)
     assert "unplugged" in out
+    assert "upload.bin (700 bytes, SHA-256 verified)" in " ".join(out.split())

@@ -338,14 +338,32 @@ def _run(
 
 def _listen(args: argparse.Namespace) -> int:
     from audionet.modem.apps import FileServer
+    from audionet.modem.proto.files import FileReceived, TransferFailed
     from audionet.modem.proto.frame import Address
 
     address = Address.parse(args.address)
     args.root.mkdir(parents=True, exist_ok=True)
-    server = FileServer(args.root, port=address.port)
-    station = _station(args, address.host, [server])
-    console.print(f"station {address} serving {args.root.resolve()} (Ctrl-C to stop)")
-    _run(args, station, serve=True, until=lambda: False)
+    with _transfer_progress() as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"receive {name}", total=total)
+            progress.update(tasks[name], completed=done)
+
+        def on_event(event: Any) -> None:
+            task = tasks.pop(getattr(event, "path", ""), None)
+            if task is not None:
+                progress.remove_task(task)
+            if isinstance(event, FileReceived):
+                console.print(f"received {event.local} ({event.size} bytes, SHA-256 verified)")
+            elif isinstance(event, TransferFailed):
+                console.print(f"[red]transfer failed[/red]: {event.path}: {event.reason}")
+
+        server = FileServer(args.root, address.port, progress=on_progress, on_event=on_event)
+        station = _station(args, address.host, [server])
+        console.print(f"station {address} serving {args.root.resolve()} (Ctrl-C to stop)")
+        _run(args, station, serve=True, until=lambda: False)
     return 0
 
 

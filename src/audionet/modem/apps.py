@@ -7,6 +7,7 @@ Each reacts to the host's events (:meth:`handle`) and acts when polled (:meth:`p
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,10 +47,17 @@ FILE_PORT = 21
 class FileServer:
     """Serves ``root`` on ``port``: stores files sent to it, answers requests; never finishes."""
 
-    def __init__(self, root: Path, port: int = FILE_PORT, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int = FILE_PORT,
+        progress: Progress | None = None,
+        on_event: Callable[[FileEvent], None] | None = None,
+    ) -> None:
         self.root = root
         self.port = port
         self.progress = progress
+        self.on_event = on_event
         self.received: list[FileEvent] = []
         self._sessions: dict[int, FileTransfer] = {}
         self._listening = False
@@ -77,6 +85,8 @@ class FileServer:
                     event.connection.send(reply)
                 for e in events:
                     log.info("%s", e)
+                    if self.on_event is not None:
+                        self.on_event(e)
                 self.received.extend(events)
             elif isinstance(event.event, Closed):
                 del self._sessions[id(event.connection)]
