@@ -292,3 +292,30 @@ LinkMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_link_state_machine = LinkMachine.TestCase
+
+
+def test_rfc6298_estimator_backoff_and_karn() -> None:
+    conn = Connection(A, B, ArqConfig(rto_min=0.01), isn=0)
+    assert conn.rto == 1.0  # RFC 6298 §2.1: before any measurement
+    conn.connect(0.0)
+    syn = conn.poll_frame(0.0)
+    assert syn is not None and conn.get_timer() == 1.0
+    conn.receive_frame(Frame(B, A, 500, Flags.SYN | Flags.ACK, ack=1, window=8), 0.3)
+    assert conn.rto == pytest.approx(0.3 + 4 * 0.15)  # §2.2: SRTT = R, RTTVAR = R/2
+    conn.poll_frame(0.3)  # the handshake's ACK
+    conn.send(b"x")
+    first = conn.poll_frame(1.0)
+    assert first is not None and conn.get_timer() == pytest.approx(1.9)
+    conn.handle_timer(1.9)
+    assert conn.rto == pytest.approx(1.8)  # §5.5: back off
+    again = conn.poll_frame(1.9)
+    assert again is not None and again.seq == first.seq and conn.stats.retransmissions == 1
+    conn.receive_frame(Frame(B, A, 501, Flags.ACK, ack=2, window=8), 2.0)
+    assert conn.rto == pytest.approx(1.8)  # Karn: no sample from a retransmitted frame
+    conn.send(b"y")
+    conn.poll_frame(3.0)
+    conn.receive_frame(Frame(B, A, 501, Flags.ACK, ack=3, window=8), 3.5)
+    rttvar = 0.75 * 0.15 + 0.25 * abs(0.3 - 0.5)  # §2.3
+    srtt = 0.875 * 0.3 + 0.125 * 0.5
+    assert conn.rto == pytest.approx(srtt + 4 * rttvar)
+    assert conn.stats.rtt_samples == pytest.approx([0.3, 0.5])
