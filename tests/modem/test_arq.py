@@ -319,3 +319,23 @@ def test_rfc6298_estimator_backoff_and_karn() -> None:
     srtt = 0.875 * 0.3 + 0.125 * 0.5
     assert conn.rto == pytest.approx(srtt + 4 * rttvar)
     assert conn.stats.rtt_samples == pytest.approx([0.3, 0.5])
+
+
+def test_three_sacked_frames_trigger_a_fast_retransmit() -> None:
+    conn = Connection(A, B, ArqConfig(window=8, max_payload=1), isn=0)
+    conn.connect(0.0)
+    conn.poll_frame(0.0)
+    conn.receive_frame(Frame(B, A, 500, Flags.SYN | Flags.ACK, ack=1, window=8), 0.1)
+    conn.send(b"abcde")
+    sent = [conn.poll_frame(0.2) for _ in range(5)]  # the handshake's ACK rides on the first
+    assert [f.seq for f in sent if f is not None] == [1, 2, 3, 4, 5]
+    assert sent[0] is not None and sent[0].flags & Flags.ACK and sent[0].ack == 501
+    assert conn.poll_frame(0.2) is None
+    # frame 1 lost; 2 and 3 arrived: not yet proof enough
+    conn.receive_frame(Frame(B, A, 501, Flags.ACK | Flags.SACK, ack=1, window=8, sack=0b11), 0.3)
+    assert conn.poll_frame(0.3) is None
+    # 2, 3 and 4 arrived: frame 1 goes again at once, long before its timer
+    conn.receive_frame(Frame(B, A, 501, Flags.ACK | Flags.SACK, ack=1, window=8, sack=0b111), 0.35)
+    resent = conn.poll_frame(0.35)
+    assert resent is not None and resent.seq == 1 and resent.payload == b"a"
+    assert conn.poll_frame(0.35) is None  # sacked frames are not resent
