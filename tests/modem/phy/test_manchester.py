@@ -318,3 +318,39 @@ def test_legacy_line_full_scale_8_bit(framing: LengthFraming, rng: np.random.Gen
     assert np.max(np.abs(x)) == pytest.approx(1.0)
     y = simulate(x, phy.sample_rate, PROFILES["cable"].replace(bits=8), seed=3)
     assert decode_all(phy, framing, y) == frames
+
+
+@pytest.mark.parametrize("sender_spb", [5.5, 6, 10, 13])
+def test_sender_bit_length_far_from_ours(
+    sender_spb: float, framing: LengthFraming, rng: np.random.Generator
+) -> None:
+    # The period is measured on the preamble: a receiver set for 8 reads senders from about 0.55x
+    # to 1.8x its own bit length.
+    frames = random_frames(rng, 2, 100, 200)
+    x, _ = frames_signal(ManchesterPhy(samples_per_bit=sender_spb), frames)
+    assert decode_all(ManchesterPhy(samples_per_bit=8), framing, x) == frames
+
+
+def jittered_line(
+    bits: np.ndarray, half: float, jitter: float, wander: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Manchester levels whose transitions are each displaced at random by up to ``jitter``
+    half-bits, on a time base that wanders slowly (wow and flutter) by up to ``wander`` bits."""
+    levels = np.empty(2 * bits.size)
+    levels[0::2] = np.where(bits == 1, -1.0, 1.0)
+    levels[1::2] = -levels[0::2]
+    ideal = half * np.arange(1, levels.size + 1)
+    slow = wander * 2 * half * np.sin(2 * np.pi * np.arange(levels.size) / 3000)
+    edges = ideal + slow + half * rng.uniform(-jitter, jitter, levels.size)
+    t = np.arange(int(edges[-1]))
+    x = 0.5 * levels[np.searchsorted(edges, t + 0.5)]
+    return sosfilt(butter(2, 0.3, output="sos"), x)
+
+
+def test_transition_jitter_and_wander(framing: LengthFraming, rng: np.random.Generator) -> None:
+    # Every transition moved at random by up to 15 % of a half-bit (plus the sample grid's
+    # half sample), and the time base swinging by 1.5 bits back and forth over the frame.
+    frame = LengthFraming.make(rng.bytes(1000))
+    bits = bytes_to_bits(PREAMBLE + frame + bytes(2))
+    x = np.concatenate([np.zeros(200), jittered_line(bits, 4.0, 0.15, 1.5, rng), np.zeros(300)])
+    assert decode_all(ManchesterPhy(samples_per_bit=8), framing, x) == [frame]

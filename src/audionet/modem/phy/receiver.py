@@ -8,10 +8,11 @@
    read), and the direction of the crossing in the middle of the second SOF bit gives the polarity:
    rising on a normal line, falling on an inverted one (whose bits are then complemented).
 3. **Re-timing on every transition.** Every transition of a Manchester line, mid-bit or boundary,
-   sits on the half-bit grid ``t0 + j*T/2``. The phase of each crossing against that grid
-   (as a unit phasor) is averaged over its ``TIMING_WINDOW`` neighbours and unwrapped, which follows
-   the timing through jitter and clock drift (500 ppm is a whole bit every 2,000 bits) without
-   letting one noisy crossing move it.
+   sits on the half-bit grid ``t0 + j*T/2``. The phase of each crossing against that grid (as a
+   unit phasor) is averaged over ``TRACK_WINDOW`` neighbours and unwrapped, which assigns every
+   crossing its whole half-bit even while the timing moves (clock drift, wow and flutter: rate
+   changes of about 1 %); the crossings' residuals against their half-bits are then averaged over
+   ``TIMING_WINDOW`` neighbours against jitter. One noisy crossing cannot move the timing.
 4. **Decisions.** Each bit is decided on the re-timed grid by comparing the signal's mean over its
    second half with its first (at 1/8, 1/4 and 3/8 of a bit either side of the middle): a matched
    filter, so noise and band-limiting cost single bits rather than the frame's whole timing.
@@ -26,6 +27,7 @@ to [0, 1]): 1 for a perfect signal, lower as noise and distortion close the eye.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,7 +48,9 @@ CARRIER_LOST = 6
 #: Largest relative error assumed between the period measured on the preamble and the frame's real
 #: one (clock drift is a few hundred ppm, but band-pass filters bias the preamble's crossings by more).
 DRIFT_SLACK = 0.01
-#: Crossings averaged for the timing phase (about 20 bits: smooth, yet quick enough for drift).
+#: Crossings averaged to follow the timing phase (about 10 bits: follows rate changes of 1%).
+TRACK_WINDOW = 15
+#: Crossings averaged for the final timing (about 20 bits: smooth against jitter).
 TIMING_WINDOW = 31
 #: Crossings searched for a preamble at a time (bounds the work per frame on long inputs).
 HUNT_WINDOW = 4096
@@ -56,13 +60,13 @@ SOF_PATTERN = (1, 0, 1, 0, 1, 1)
 DECISION_POINTS = np.array([0.125, 0.25, 0.375])
 
 
-def _moving_mean(z: npt.NDArray[np.complex128], width: int) -> npt.NDArray[np.complex128]:
+def _moving_mean(z: npt.NDArray[Any], width: int) -> npt.NDArray[Any]:
     """Centred moving mean (windows shrink at the ends)."""
     c = np.concatenate(([0], np.cumsum(z)))
     i = np.arange(z.size)
     lo = np.maximum(i - width // 2, 0)
     hi = np.minimum(i + width // 2 + 1, z.size)
-    out: npt.NDArray[np.complex128] = (c[hi] - c[lo]) / (hi - lo)
+    out: npt.NDArray[Any] = (c[hi] - c[lo]) / (hi - lo)
     return out
 
 
@@ -256,10 +260,16 @@ class ManchesterDemodulator:
         """Re-timed middles of the frame's first ``nbits`` bits from crossings ``c``."""
         assert self._t0 is not None
         half = self._period / 2.0
-        phasor = np.exp(2j * np.pi * (c - self._t0) / half)
-        phase = np.unwrap(np.angle(_moving_mean(phasor, TIMING_WINDOW))) / (2 * np.pi)
+        u = (c - self._t0) / half  # crossing times in half-bits since the SOF
+        # Pass 1: a short phasor average follows fast timing changes (about 1% of rate) and
+        # assigns each crossing its whole half-bit; pass 2 averages the now unwrapped residuals
+        # over a longer window against jitter (a centred mean does not lag a linear drift).
+        coarse = np.unwrap(np.angle(_moving_mean(np.exp(2j * np.pi * u), TRACK_WINDOW)))
+        residual = u - np.rint(u - coarse / (2 * np.pi))
+        phase = _moving_mean(residual, TIMING_WINDOW)
         nominal = self._t0 + (np.arange(nbits) + 1.0) * self._period
         times: F64 = nominal + np.interp(nominal, c, phase) * half
+        times = nominal + np.interp(times, c, phase) * half  # once more, at the re-timed places
         return times
 
     def _receive(self) -> tuple[bool, ReceivedFrame | None]:
