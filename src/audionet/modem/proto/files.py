@@ -20,6 +20,7 @@ received messages into replies and events. It reads and writes files under its r
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from audionet.errors import TransferError
+
+log = logging.getLogger(__name__)
 
 #: Bytes per data message: big enough to keep the window full, small enough for smooth progress.
 CHUNK = 8192
@@ -64,10 +67,15 @@ def safe_path(root: Path, name: str) -> Path:
     if not name or "\x00" in name or "\\" in name:
         raise TransferError(f"refused path {name!r}: empty, NUL or backslash")
     pure = PurePosixPath(name)
+    if not pure.parts:
+        raise TransferError(f"refused path {name!r}: names no file")
     if pure.is_absolute() or any(p in ("..", "") for p in pure.parts) or ":" in pure.parts[0]:
         raise TransferError(f"refused path {name!r}: must stay inside the shared folder")
-    base = root.resolve()
-    target = (base / Path(*pure.parts)).resolve()
+    try:
+        base = root.resolve()
+        target = (base / Path(*pure.parts)).resolve()
+    except (OSError, RuntimeError) as exc:  # a name too long, a symbolic-link loop
+        raise TransferError(f"refused path {name!r}: {exc}") from None
     if target != base and base not in target.parents:
         raise TransferError(f"refused path {name!r}: leaves the shared folder through a link")
     return target
@@ -153,10 +161,13 @@ class FileTransfer:
             target = safe_path(self.root, name)
         except TransferError:
             target = None  # refused paths look missing: reveal nothing about the disk
-        if kind == "FTP_REQUEST_FILE" and target is not None and target.is_file():
-            return list(self.send_file(target, name))
-        if kind == "FTP_REQUEST_DIR" and target is not None and target.is_dir():
-            return list(self.send_directory(target, name))
+        try:
+            if kind == "FTP_REQUEST_FILE" and target is not None and target.is_file():
+                return list(self.send_file(target, name))
+            if kind == "FTP_REQUEST_DIR" and target is not None and target.is_dir():
+                return list(self.send_directory(target, name))
+        except OSError as exc:  # unreadable, or a name the file system refuses
+            log.info("cannot serve %r: %s", name, exc)
         return [f"FTP_REQUEST_FAIL: {NOT_FOUND} {name}".encode()]
 
     def _start(self, name: str, meta: bytes) -> list[FileEvent]:
