@@ -6,6 +6,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import audionet.modem.proto as proto_pkg
 from audionet.errors import ConfigError, LocalProtocolError
@@ -107,3 +109,36 @@ def test_bad_arguments() -> None:
     with pytest.raises(LocalProtocolError):
         host.connect(Address(2, 7), 0.0, port=130)
     assert isinstance(host.connections[0], Connection)
+
+
+frames_from_anyone = st.builds(
+    Frame,
+    src=st.builds(Address, st.integers(0, 3), st.integers(0, 3)),
+    dst=st.builds(Address, st.integers(0, 3), st.integers(0, 3)),
+    seq=st.integers(0, 0xFFFF),
+    flags=st.integers(0, 0x7F).map(Flags),
+    protocol=st.sampled_from(Protocol),
+    ack=st.integers(0, 0xFFFF),
+    window=st.integers(0, 255),
+    sack=st.integers(0, 0xFFFFFFFF),
+    payload=st.binary(max_size=8),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(frames_from_anyone, max_size=30), st.integers(0, 0xFFFF))
+def test_hostile_frames_never_crash_a_host(frames: list[Frame], isn: int) -> None:
+    """A peer may send any well-formed frame at any time: events and frames come out, no errors."""
+    host = ConnectionHost(2, ArqConfig(window=4), seed=isn)
+    host.listen(1)
+    host.connect(Address(1, 1), 0.0, port=3)
+    now = 0.0
+    for frame in frames:
+        now += 0.3
+        host.receive_frame(frame, now)
+        host.handle_timer(now)
+        for _ in range(10):
+            if host.poll_frame(now) is None:
+                break
+        while host.next_event() is not None:
+            pass
