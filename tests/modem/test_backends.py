@@ -130,3 +130,16 @@ async def test_connecting_to_no_cable_is_a_clear_error() -> None:
         await open_audio(f"cable:127.0.0.1:{free_port()}", 44100, None, serve=False)
     with pytest.raises(ConfigError, match="cable:HOST:PORT"):
         await open_audio("cable:nowhere", 44100, None, serve=False)
+
+
+def test_legacy_stations_answer_pings_in_the_original_format() -> None:
+    """The original's ping (protocol 1, echoed with ACK) works on the legacy profile and line."""
+    from audionet.modem.backends import SimulatedCable
+
+    phy = get_phy("manchester", legacy=True)
+    app = PingClient(Pinger(Address(2, 0), count=3, interval=0.3))
+    a = Station(ModemEndpoint(ConnectionHost(1), phy, LEGACY), [app])
+    b = Station(ModemEndpoint(ConnectionHost(2), phy, LEGACY), [])
+    assert SimulatedCable(a, b, channel="cable").run(until=lambda: app.done, seconds=30)
+    assert app.pinger.stats().received == 3
+    assert b.endpoint.stats.frames_good == 3 and a.endpoint.stats.frames_good == 3
