@@ -235,3 +235,10 @@ def test_progress_is_reported_and_changes_nothing() -> None:
     with_bar = simulate(x, RATE, PROFILES["cable"], seed=1, progress=seen.append)
     assert np.array_equal(with_bar, simulate(x, RATE, PROFILES["cable"], seed=1))
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 3
+
+
+def test_non_finite_input_is_silence() -> None:
+    ch = Channel(PROFILES["cable"], RATE, seed=1)
+    out = ch.process(np.array([np.nan, np.inf] * 2000))
+    assert np.all(np.isfinite(out))
+    assert np.all(np.isfinite(ch.process(tone(1000, 0.1))))

@@ -354,3 +354,15 @@ def test_transition_jitter_and_wander(framing: LengthFraming, rng: np.random.Gen
     bits = bytes_to_bits(PREAMBLE + frame + bytes(2))
     x = np.concatenate([np.zeros(200), jittered_line(bits, 4.0, 0.15, 1.5, rng), np.zeros(300)])
     assert decode_all(ManchesterPhy(samples_per_bit=8), framing, x) == [frame]
+
+
+def test_non_finite_samples_do_not_kill_the_receiver(
+    framing: LengthFraming, rng: np.random.Generator
+) -> None:
+    phy = ManchesterPhy(samples_per_bit=8)
+    frames = random_frames(rng, 1, 50, 50)
+    x, _ = frames_signal(phy, frames)
+    bad = np.array([np.nan, np.inf, -np.inf] * 10, dtype=np.float32)
+    dem = phy.demodulator(framing)
+    assert dem.feed(bad) == []
+    assert [f.data for f in dem.feed(x)] == frames

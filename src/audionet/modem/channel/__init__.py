@@ -236,7 +236,8 @@ class Channel:
 
     def shape(self, chunk: npt.ArrayLike, final: bool = False) -> F64:
         """Gain, drift, telephone band and filters: the received signal before noise."""
-        x: F64 = np.asarray(chunk, dtype=np.float64).reshape(-1) * self._gain
+        x: F64 = np.asarray(chunk, dtype=np.float64).reshape(-1)
+        x = np.nan_to_num(x, posinf=0.0, neginf=0.0) * self._gain  # no NaN into filter state
         if x.size == 0 and not final:
             return x
         if self._drift is not None:

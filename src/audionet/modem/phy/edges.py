@@ -57,7 +57,8 @@ class EdgeDetector:
 
     def feed(self, samples: npt.ArrayLike) -> tuple[F64, I8]:
         """Crossing times (absolute, in samples) and directions found in ``samples``."""
-        x = np.asarray(samples, dtype=np.float64).reshape(-1)
+        # Non-finite samples would poison the filters' state for good: read them as silence.
+        x = np.nan_to_num(np.asarray(samples, dtype=np.float64).reshape(-1), posinf=0.0, neginf=0.0)
         n = x.size
         if n == 0:
             self.filtered = np.zeros(0)

@@ -2,11 +2,13 @@
 
 1. **Transitions.** :class:`~audionet.modem.phy.edges.EdgeDetector` removes DC (offsets, and the
    wander a high-pass leaves) and reports zero crossings with hysteresis: a time and a direction.
-2. **Preamble and start-of-frame.** Alternating bits give crossings one bit apart; the
-   start-of-frame ``11`` gives two half-bit intervals right after at least ``MIN_PREAMBLE`` of them.
-   The bit period ``T`` is measured on the preamble (so a sender whose bit length is not ours is still
-   read), and the direction of the crossing in the middle of the second SOF bit gives the polarity:
-   rising on a normal line, falling on an inverted one (whose bits are then complemented).
+2. **Preamble and start-of-frame.** Alternating bits give crossings one bit apart; at least
+   ``MIN_PREAMBLE`` of them in a row are a preamble, and its bit period ``T`` is measured there (so a
+   sender whose bit length is not ours is still read). Each crossing within three bits after it is
+   then tried as the middle of the SOF's second bit: the bits decided (step 4) one period apart
+   before it must read ``SOF_PATTERN`` (polarity normal) or its complement (an inverted line, whose
+   bits are then complemented). Deciding on the signal rather than on the crossing intervals
+   survives band-pass filters that shift the preamble's crossings against the data's.
 3. **Re-timing on every transition.** Every transition of a Manchester line, mid-bit or boundary,
    sits on the half-bit grid ``t0 + j*T/2``. The phase of each crossing against that grid (as a
    unit phasor) is averaged over ``TRACK_WINDOW`` neighbours and unwrapped, which assigns every
@@ -18,7 +20,8 @@
    filter, so noise and band-limiting cost single bits rather than the frame's whole timing.
 5. **Length.** After ``header_size`` bytes the frame layer's ``total_length`` says how many bytes the
    frame has (or that the header is not valid: the receiver drops it and hunts again). A gap of
-   ``CARRIER_LOST`` half-bits without transitions inside a frame means it was cut short.
+   ``CARRIER_LOST`` half-bits without transitions inside a frame means it was cut short. The frame
+   is decided when the line falls silent after it, or at a horizon ``DRIFT_SLACK`` past its end.
 
 **Quality** is ``1 - 2 * std(|margin|) / mean(|margin|)`` over the frame's decision margins (clipped
 to [0, 1]): 1 for a perfect signal, lower as noise and distortion close the eye.
@@ -92,7 +95,6 @@ class ManchesterDemodulator:
             floor=floor,
         )
         self._t = np.zeros(0)  # crossing times not yet consumed
-        self._d = np.zeros(0, dtype=np.int8)  # their directions
         self._y = np.zeros(0)  # DC-free samples kept for decisions
         self._y0 = 0  # absolute index of self._y[0]
         # Receive state: SOF mid-bit time (None while hunting), bit period, polarity, bits wanted.
@@ -117,10 +119,9 @@ class ManchesterDemodulator:
         return self._inverted
 
     def feed(self, samples: Samples) -> list[ReceivedFrame]:
-        times, dirs = self._edges.feed(samples)
+        times, _ = self._edges.feed(samples)  # directions: polarity comes from the SOF decisions
         if times.size:
             self._t = np.concatenate((self._t, times))
-            self._d = np.concatenate((self._d, dirs))
             self._hunted = False
         self._y = np.concatenate((self._y, self._edges.filtered))
         frames: list[ReceivedFrame] = []
@@ -151,7 +152,6 @@ class ManchesterDemodulator:
 
     def _drop(self, count: int) -> None:
         self._t = self._t[count:]
-        self._d = self._d[count:]
 
     # -- hunting for preamble + start-of-frame -------------------------------------------------
 
