@@ -143,3 +143,13 @@ def test_legacy_stations_answer_pings_in_the_original_format() -> None:
     assert SimulatedCable(a, b, channel="cable").run(until=lambda: app.done, seconds=30)
     assert app.pinger.stats().received == 3
     assert b.endpoint.stats.frames_good == 3 and a.endpoint.stats.frames_good == 3
+
+
+def test_file_client_names_a_refused_connection(tmp_path: Path) -> None:
+    from audionet.modem.backends import SimulatedCable
+
+    (tmp_path / "f.bin").write_bytes(b"x")
+    client = FileClient(Address(2, 99), "f.bin", tmp_path, local=tmp_path / "f.bin")
+    a, b = station(1, [client]), station(2, [FileServer(tmp_path / "srv")])  # listens on 21
+    assert SimulatedCable(a, b, channel=None).run(until=lambda: client.done, seconds=30)
+    assert not client.ok and "refused" in str(client.error)

@@ -114,6 +114,7 @@ class FileClient:
     _ft: FileTransfer | None = None
     _sent_all: bool = False
     _closing: bool = False
+    _connected: bool = False
 
     @property
     def done(self) -> bool:
@@ -147,6 +148,7 @@ class FileClient:
         assert self._ft is not None
         conn, ev = event.connection, event.event
         if isinstance(ev, Connected):
+            self._connected = True
             if self.local is not None:
                 messages = (
                     self._ft.send_directory(self.local, self.name)
@@ -175,6 +177,10 @@ class FileClient:
             self.finished = True
             if ev.reason is not None and self.error is None:
                 self.error = ev.reason
+                if not self._connected and "reset" in ev.reason:
+                    self.error = (
+                        f"{self.remote} refused the connection: nothing listens on that port"
+                    )
             if self.local is None and self.error is None and not self.events:
                 self.error = "connection closed before anything arrived"
 
