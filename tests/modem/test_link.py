@@ -48,3 +48,14 @@ def test_samples_in_become_frames_and_damage_is_counted() -> None:
     assert [e.seq for e in events if isinstance(e, PingReceived)] == [1]
     assert (b.stats.frames_good, b.stats.frames_bad) == (1, 1)
     assert 0.9 < b.stats.quality <= 1.0
+
+
+def test_a_frame_the_profile_cannot_carry_is_dropped_not_fatal() -> None:
+    from audionet.modem.proto.frame import LEGACY
+
+    legacy = ModemEndpoint(ConnectionHost(1), get_phy("manchester", legacy=True), LEGACY)
+    legacy.host.connect(Address(2, 7), 0.0)  # a SYN carries a window: not in the legacy header
+    legacy.host.ping(Address(2, 0), 300, b"12345678")  # seq 300 does not fit 8 bits
+    legacy.host.ping(Address(2, 0), 5, b"12345678")  # this one is fine
+    out = legacy.transmit(20_000, 0.0)
+    assert legacy.stats.frames_sent == 1 and out.any()

@@ -149,6 +149,11 @@ def _realtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bit-length", type=float, default=8, help="samples per bit (default 8)")
     p.add_argument("--rate", type=int, default=44100, help="sample rate in Hz (default 44100)")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    p.add_argument(
+        "--legacy",
+        action="store_true",
+        help="the original implementation's frames and line (ping and listen answer pings only)",
+    )
     _link_options(p)
 
 
@@ -296,9 +301,9 @@ def _station(args: argparse.Namespace, host: int, apps: list[Any]) -> Any:
     from audionet.modem.proto.frame import get_profile
     from audionet.modem.proto.host import ConnectionHost
 
-    args.legacy = False
     phy = _phy(args)
-    endpoint = ModemEndpoint(ConnectionHost(host, _config(args)), phy, get_profile("audionet"))
+    profile = get_profile("legacy" if args.legacy else "audionet")
+    endpoint = ModemEndpoint(ConnectionHost(host, _config(args)), phy, profile)
     return Station(endpoint, apps)
 
 
@@ -382,6 +387,10 @@ def _transfer_progress() -> Progress:
 def _client(args: argparse.Namespace, client: Any, total: int, what: str) -> int:
     from audionet.modem.proto.frame import Address
 
+    if args.legacy:
+        raise ConfigError(
+            "file transfer needs connections, which the legacy frame cannot carry: drop --legacy"
+        )
     station = _station(args, Address.parse(args.address).host, [client])
     with _transfer_progress() as progress:
         task = progress.add_task(what, total=total or None)
@@ -431,6 +440,8 @@ def _ping(args: argparse.Namespace) -> int:
     from audionet.modem.proto.ping import Pinger
 
     peer = _peer(args.peer)
+    if args.legacy and args.count > 256:
+        raise ConfigError("--legacy pings carry an 8-bit sequence number: use --count 256 or less")
     pinger = Pinger(peer, count=args.count, interval=args.interval)
     app = PingClient(
         pinger,

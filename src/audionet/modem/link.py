@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from audionet.errors import LocalProtocolError
 from audionet.modem.phy.base import Phy, Samples
 from audionet.modem.proto.frame import AUDIONET, FrameError, FrameProfile
 from audionet.modem.proto.host import ConnectionHost, HostEvent
@@ -92,7 +93,12 @@ class ModemEndpoint:
             frame = self.host.poll_frame(now)
             if frame is None:
                 break
-            samples = self.modulator.modulate(self.profile.encode(frame))
+            try:
+                data = self.profile.encode(frame)
+            except LocalProtocolError as exc:  # e.g. a connection frame on the legacy profile
+                log.warning("cannot send %s on the %s profile: %s", frame, self.profile.name, exc)
+                continue
+            samples = self.modulator.modulate(data)
             self._tx.append(samples)
             self._tx_len += samples.size
             self.stats.frames_sent += 1
