@@ -183,6 +183,7 @@ def _loopback(args: argparse.Namespace) -> int:
 
     if not args.file.is_file():
         raise ConfigError(f"{args.file}: no such file")
+    config = _config(args)  # bad settings fail before the progress bar starts
     total = args.file.stat().st_size
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -206,7 +207,7 @@ def _loopback(args: argparse.Namespace) -> int:
             channel=_channel(args.channel),
             samples_per_bit=args.bit_length,
             sample_rate=args.rate,
-            config=_config(args),
+            config=config,
             seed=args.seed,
             latency=args.latency,
             half_duplex=args.half_duplex,
