@@ -157,7 +157,9 @@ def make_app(spec: str, rate: int = 8000) -> _Base:
         try:
             freq = float(arg)
         except ValueError:
-            raise ConfigError(f"tone frequency {arg!r} is not a number (example: tone:440)") from None
+            raise ConfigError(
+                f"tone frequency {arg!r} is not a number (example: tone:440)"
+            ) from None
         if not 0 < freq < rate / 2:
             raise ConfigError(f"a {freq:g} Hz tone cannot be carried at {rate} Hz")
         return ToneApp(freq)
