@@ -46,11 +46,11 @@ class Resampler:
         if self._passthrough or not pcm:
             return bytes(pcm)
         assert self._resampler is not None
-        samples = np.frombuffer(pcm, dtype="<i2")
-        if samples.size % self.src.channels:
+        if len(pcm) % (2 * self.src.channels):
             raise UnsupportedFormatError(
                 f"{len(pcm)} bytes is not a whole number of {self.src.channels}-channel frames"
             )
+        samples = np.frombuffer(pcm, dtype="<i2")
         frame = av.AudioFrame.from_ndarray(
             samples.reshape(1, -1), format="s16", layout=self._src_layout
         )
