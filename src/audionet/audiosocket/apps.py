@@ -37,16 +37,26 @@ class _Base:
 
 
 class EchoApp(_Base):
-    """Sends every frame of the caller back (resampled if the caller's rate differs from the call's)."""
+    """Sends every frame of the caller back (resampled if the caller's rate differs from the call's).
+
+    The echo is live audio, so its queue is kept short: when the clock has fallen behind (an
+    overloaded or descheduled process skips ticks rather than bursting) the oldest audio beyond
+    ``max_delay`` seconds is dropped instead of letting the delay grow for the rest of the call.
+    """
+
+    def __init__(self, max_delay: float = 0.1) -> None:
+        self.max_delay = max_delay
 
     def event(self, call: Call, event: CallEvent) -> None:
         if type(event) is Audio:
-            if event.rate == call.out.rate:
-                call.out.push(event.pcm)
+            out = call.out
+            limit = int(self.max_delay * out.rate) * 2
+            if event.rate == out.rate:
+                out.push(event.pcm, limit)
             else:
                 if call.state is None:
                     call.state = Resampler(AudioFormat(event.rate), call.format)
-                call.out.push(call.state.process(event.pcm))
+                out.push(call.state.process(event.pcm), limit)
 
 
 class SilenceApp(_Base):

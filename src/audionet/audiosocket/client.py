@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid as uuid_mod
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from audionet.audiosocket.check import AsteriskChecker, Violation
 from audionet.audiosocket.clock import Ticker, get_ticker
@@ -63,17 +64,16 @@ class ClientCall(asyncio.Protocol):
     # -- asyncio callbacks -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport.write(encode_uuid(self.uuid))  # Asterisk: the UUID is always first
+        self.transport.write(encode_uuid(self.uuid))  # Asterisk: the UUID is always first
         self.ticker = get_ticker(asyncio.get_running_loop())
         self.ticker.add(self)
 
     def data_received(self, data: bytes) -> None:
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         before = len(self.checker.violations)
         for ev in self.checker.receive_data(data, now):
             if isinstance(ev, Audio):
@@ -106,7 +106,7 @@ class ClientCall(asyncio.Protocol):
     def _eof(self) -> None:
         if self.ended:
             return
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         for ev in self.checker.receive_data(b"", now):
             self._push(ev)
         for v in self.checker.violations:

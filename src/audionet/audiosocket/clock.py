@@ -4,13 +4,15 @@ A timer per call would cost one timer-heap operation and one callback per call p
 walks all calls in one callback. Deadlines are on the loop's monotonic clock: ``start + k * period``.
 When the loop falls behind, the ticker runs once, late, and then moves on to the next deadline in the
 future: it never bursts to catch up (Asterisk would play a burst at once). Lateness of every tick is
-recorded so servers and load generators can report it.
+recorded so servers and load generators can report it. Deadlines and lateness use ``time.monotonic``
+(the clock of asyncio's ``loop.time``), not ``loop.time()`` itself: uvloop's has millisecond steps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import time
 import weakref
 from collections.abc import Callable
 from typing import Protocol
@@ -50,8 +52,8 @@ class Ticker:
     def add(self, member: Ticking) -> None:
         self._members[member] = None
         if self._handle is None:
-            self._deadline = self.loop.time() + self.period
-            self._handle = self.loop.call_at(self._deadline, self._tick)
+            self._deadline = time.monotonic() + self.period
+            self._handle = self.loop.call_later(self.period, self._tick)
 
     def discard(self, member: Ticking) -> None:
         self._members.pop(member, None)
@@ -71,14 +73,14 @@ class Ticker:
     def _tick(self) -> None:
         loop = self.loop
         deadline = self._deadline
-        start = loop.time()
+        start = time.monotonic()
         for member in list(self._members):
             try:
                 member.tick()
             except Exception as exc:  # one bad member must not stop the clock of every other call
                 loop.call_exception_handler({"message": "call tick failed", "exception": exc})
                 self._members.pop(member, None)
-        end = loop.time()
+        end = time.monotonic()
         self.ticks += 1
         self._record(start - deadline, end - deadline)
         if self.after_tick is not None:
@@ -92,7 +94,7 @@ class Ticker:
             self.skipped += missed
             nxt = deadline + (missed + 1) * self.period
         self._deadline = nxt
-        self._handle = loop.call_at(nxt, self._tick)
+        self._handle = loop.call_later(nxt - time.monotonic(), self._tick)
 
     def lateness(self, q: float, end: bool = True) -> float:
         """The ``q`` quantile (0..1) of tick lateness in seconds over the last minute."""

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 import uuid as uuid_mod
 from dataclasses import dataclass
+from typing import cast
 
 from audionet.audiosocket.clock import Ticker
 from audionet.audiosocket.proto import AUDIO_RATES, Decoder, encode_uuid, frame_bytes, kind_for_rate
@@ -52,12 +54,10 @@ class _LoadCall(asyncio.Protocol):
         size = frame_bytes(rate)
         self._head = struct.pack(">BH", kind_for_rate(rate), size)
         self._body = bytes((number * 7 + i) % 251 + 1 for i in range(size - _TAG.size))
-        self.loop = asyncio.get_event_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(encode_uuid(uuid_mod.uuid4()))
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport.write(encode_uuid(uuid_mod.uuid4()))
 
     def send(self, now: float) -> None:
         if self.transport is None or self.closed:
@@ -67,7 +67,7 @@ class _LoadCall(asyncio.Protocol):
         self.transport.write(self._head + _TAG.pack(self.number, self.seq) + self._body)
 
     def data_received(self, data: bytes) -> None:
-        now = self.loop.time()
+        now = time.monotonic()
         for msg in self.decoder.feed(data):
             if msg.kind in AUDIO_RATES and len(msg.payload) >= _TAG.size:
                 number, seq = _TAG.unpack_from(msg.payload)
@@ -114,7 +114,7 @@ async def run_load(
 
     class _Driver:
         def tick(self) -> None:
-            now = loop.time()
+            now = time.monotonic()
             for c in conns:
                 c.send(now)
 

@@ -22,7 +22,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from audionet.audio.codecs.g711 import alaw_decode, ulaw_decode
 from audionet.audiosocket.call import Call, CallEvent
@@ -157,8 +157,7 @@ class CallConnection(asyncio.Protocol):
     # -- asyncio callbacks -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -169,8 +168,8 @@ class CallConnection(asyncio.Protocol):
         if len(srv.connections) >= cfg.max_calls:
             srv.stats.calls_rejected += 1
             self._closed = True
-            transport.write(HANGUP_MESSAGE)
-            transport.close()
+            self.transport.write(HANGUP_MESSAGE)
+            self.transport.close()
             srv.safe(
                 srv.handler.failed, self.peer, Error(f"over the limit of {cfg.max_calls} calls")
             )
