@@ -62,15 +62,17 @@ class OutgoingAudio:
     def room(self) -> int:
         return self.max_bytes - len(self._buf)
 
-    def push(self, pcm: bytes | bytearray | memoryview) -> int:
-        """Queue ``pcm`` (whole 16-bit samples); drop the oldest audio if over the bound. Returns bytes dropped."""
+    def push(self, pcm: bytes | bytearray | memoryview, limit: int | None = None) -> int:
+        """Queue ``pcm`` (whole 16-bit samples); drop the oldest audio beyond ``limit`` bytes (at
+        most :attr:`max_bytes`). Returns the number of bytes dropped.
+        """
         if len(pcm) & 1:
             raise LocalProtocolError(
                 f"{len(pcm)} bytes of audio is not a whole number of 16-bit samples"
             )
         buf = self._buf
         buf += pcm
-        over = len(buf) - self.max_bytes
+        over = len(buf) - (self.max_bytes if limit is None else min(limit, self.max_bytes))
         if over > 0:
             over += over & 1
             del buf[:over]
