@@ -178,22 +178,26 @@ def encode_error(code: int) -> bytes:
 class Decoder:
     """Incremental decoder: feed it bytes as they arrive, in any fragmentation, get whole messages.
 
-    A payload longer than ``max_payload`` raises :class:`RemoteProtocolError` as soon as its header
-    arrives, so a peer cannot make us buffer more than that. :meth:`pending` tells whether a message
+    A payload longer than ``max_payload`` is refused as soon as its header arrives, so a peer cannot
+    make us buffer more than that: :meth:`feed` returns the messages before it and sets :attr:`error`;
+    the stream is dead from then on (further data is ignored). :meth:`pending` tells whether a message
     is half received (a truncated message if the stream ends now).
     """
 
-    __slots__ = ("_buf", "max_payload")
+    __slots__ = ("_buf", "error", "max_payload")
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         self.max_payload = max_payload
         self._buf = bytearray()
+        self.error: str | None = None
 
     def pending(self) -> int:
         """Bytes of an incomplete message held back."""
         return len(self._buf)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
+        if self.error is not None:
+            return []
         if self._buf:
             self._buf += data
             data = bytes(self._buf)
@@ -206,9 +210,8 @@ class Decoder:
         while end - pos >= HEADER_SIZE:
             kind, length = unpack(data, pos)
             if length > limit:
-                raise RemoteProtocolError(
-                    f"message of kind 0x{kind:02x} declares {length} bytes, over the limit of {limit}"
-                )
+                self.error = f"message of kind 0x{kind:02x} declares {length} bytes, over the limit of {limit}"
+                return out
             stop = pos + HEADER_SIZE + length
             if stop > end:
                 break
@@ -334,17 +337,16 @@ class ServerConnection:
             return []
         if not data:
             return self._eof()
-        try:
-            messages = self._decoder.feed(data)
-        except RemoteProtocolError as exc:
-            return self._fail(str(exc))
+        decoder = self._decoder
         events: list[Event] = []
-        for msg in messages:
+        for msg in decoder.feed(data):
             ev = self._handle(msg)
             if ev is not None:
                 events.append(ev)
                 if self.closed:
-                    break
+                    return events
+        if decoder.error is not None:
+            events += self._fail(decoder.error)
         return events
 
     def _eof(self) -> list[Event]:

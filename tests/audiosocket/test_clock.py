@@ -1,0 +1,55 @@
+"""The shared 20 ms ticker: steady, shared, and never bursting after a stall."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from audionet.audiosocket.clock import Ticker, get_ticker
+
+
+class Member:
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def tick(self) -> None:
+        self.times.append(time.monotonic())
+
+
+async def test_fifty_ticks_a_second_for_every_member() -> None:
+    ticker = Ticker(asyncio.get_running_loop())
+    a, b = Member(), Member()
+    ticker.add(a)
+    ticker.add(b)
+    await asyncio.sleep(1.0)
+    ticker.discard(a)
+    ticker.discard(b)
+    assert 46 <= len(a.times) <= 51
+    assert len(a.times) == len(b.times)
+    assert max(y - x for x, y in zip(a.times, b.times, strict=True)) < 0.002  # one callback serves both
+    span = a.times[-1] - a.times[0]
+    assert abs(span / (len(a.times) - 1) - 0.020) < 0.002  # no drift: deadlines, not sleeps
+
+
+async def test_a_stall_skips_ticks_instead_of_bursting() -> None:
+    ticker = Ticker(asyncio.get_running_loop())
+    m = Member()
+    ticker.add(m)
+    await asyncio.sleep(0.1)
+    time.sleep(0.1)  # the loop is blocked for five periods
+    await asyncio.sleep(0.2)
+    ticker.discard(m)
+    gaps = [b - a for a, b in zip(m.times, m.times[1:], strict=False)]
+    assert max(gaps) > 0.09  # the stall shows
+    assert min(gaps) > 0.010  # ... and was not followed by a burst of catch-up ticks
+    assert ticker.skipped >= 3
+    assert ticker.lateness(1.0) > 0.05
+
+
+async def test_idle_ticker_has_no_timer_and_is_shared_per_loop() -> None:
+    ticker = get_ticker()
+    assert ticker is get_ticker(asyncio.get_running_loop())
+    m = Member()
+    ticker.add(m)
+    ticker.discard(m)
+    assert ticker._handle is None
