@@ -26,7 +26,9 @@ async def test_fifty_ticks_a_second_for_every_member() -> None:
     ticker.discard(b)
     assert 46 <= len(a.times) <= 51
     assert len(a.times) == len(b.times)
-    assert max(y - x for x, y in zip(a.times, b.times, strict=True)) < 0.002  # one callback serves both
+    assert (
+        max(y - x for x, y in zip(a.times, b.times, strict=True)) < 0.002
+    )  # one callback serves both
     span = a.times[-1] - a.times[0]
     assert abs(span / (len(a.times) - 1) - 0.020) < 0.002  # no drift: deadlines, not sleeps
 

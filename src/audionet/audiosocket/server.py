@@ -60,7 +60,9 @@ class ServerConfig:
     queue. ``silence``: send silence when nothing is queued. ``max_events``: events queued for a
     slow call-API handler before the server stops reading that call's socket. ``write_timeout``:
     seconds a peer may leave our audio unread before its call is dropped. ``backlog``: listen backlog
-    (Asterisk gives up connecting after 2 s, so bursts of calls must fit in it).
+    (Asterisk gives up connecting after 2 s, so bursts of calls must fit in it). ``send_buffer``: the
+    kernel send buffer per call in bytes (SO_SNDBUF; default: the kernel's, which on loopback grows to
+    megabytes), to bound how much audio can sit unsent behind a peer that stopped reading.
     """
 
     rate: int = 8000
@@ -73,6 +75,7 @@ class ServerConfig:
     max_events: int = 250
     write_timeout: float = 10.0
     backlog: int = 4096
+    send_buffer: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -163,6 +166,10 @@ class CallConnection(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.server.config.send_buffer:
+                    sock.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_SNDBUF, self.server.config.send_buffer
+                    )
         srv = self.server
         cfg = srv.config
         if len(srv.connections) >= cfg.max_calls:
