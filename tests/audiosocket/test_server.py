@@ -244,7 +244,7 @@ async def test_peer_that_never_reads_cannot_grow_our_buffers() -> None:
                     sizes.append(conn.transport.get_write_buffer_size() + len(conn.out or b""))
             if calls and calls[0].ended:
                 break
-        pcm, echoed, violations = await other
+        _, echoed, violations = await other
         sock.close()
     assert calls[0].ended
     assert server.stats.errors.get("protocol", 0) >= 1
