@@ -150,10 +150,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         run(_serve(args, 0), args.loop)
         return 0
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(args, i), daemon=True) for i in range(args.workers)]
+    settings = argparse.Namespace(**{k: getattr(args, k) for k in _SERVE_SETTINGS})
+    procs = [
+        ctx.Process(target=_worker, args=(settings, i), daemon=True) for i in range(args.workers)
+    ]
     for proc in procs:
         proc.start()
     print(f"{args.workers} workers on {args.host}:{args.port} (SO_REUSEPORT)", file=sys.stderr)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         for proc in procs:
             proc.join()
@@ -165,6 +173,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 proc.terminate()
                 proc.join(5)
     return 0
+
+
+_SERVE_SETTINGS = (
+    "app", "host", "port", "max_calls", "workers", "metrics_port", "rate", "input_codec",
+    "uuid_timeout", "loop",
+)  # fmt: skip
 
 
 def _worker(args: argparse.Namespace, index: int) -> None:
