@@ -339,6 +339,26 @@ class ServerConnection:
             return self._eof()
         decoder = self._decoder
         events: list[Event] = []
+        if self.state is State.ACTIVE and not decoder._buf and self._decode is None:
+            # Fast path for the common case (whole audio messages, nothing held back): no Message
+            # objects, one slice per payload. Anything else falls through to the general path.
+            if not isinstance(data, bytes):
+                data = bytes(data)
+            end = len(data)
+            pos = 0
+            limit = self.limits.max_payload
+            rates = AUDIO_RATES
+            while end - pos >= HEADER_SIZE:
+                length = data[pos + 1] << 8 | data[pos + 2]
+                stop = pos + HEADER_SIZE + length
+                rate = rates.get(data[pos])
+                if rate is None or stop > end or length > limit or not length or length & 1:
+                    break
+                events.append(Audio(data[pos + HEADER_SIZE : stop], rate))
+                pos = stop
+            if pos == end:
+                return events
+            data = data[pos:]
         for msg in decoder.feed(data):
             ev = self._handle(msg)
             if ev is not None:
