@@ -266,6 +266,28 @@ def main() -> int:
             lines.append(f"| {loop} | {o.calls / b.calls:.2f} |")
         else:
             lines.append(f"| {loop} | - |")
+    lines += [
+        "",
+        "Server CPU at the same load (contention on a shared machine makes lateness, and so the",
+        "max-calls figure, noisy; CPU time is not): calls one core could carry = calls / CPU.",
+        "",
+        "| loop | calls | ours CPU | bare CPU | ours calls/core | bare calls/core | ours / bare |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for loop in args.loops.split(","):
+        for calls in steps:
+            o2 = next(
+                (s for s in all_steps if (s.server, s.loop, s.calls) == ("ours", loop, calls)), None
+            )
+            b2 = next(
+                (s for s in all_steps if (s.server, s.loop, s.calls) == ("bare", loop, calls)), None
+            )
+            if o2 is None or b2 is None or not o2.cpu or not b2.cpu:
+                continue
+            lines.append(
+                f"| {loop} | {calls} | {100 * o2.cpu:.0f}% | {100 * b2.cpu:.0f}% | "
+                f"{calls / o2.cpu:.0f} | {calls / b2.cpu:.0f} | {b2.cpu / o2.cpu:.2f} |"
+            )
     lines += ["", "All steps:", "", "| server | loop | calls | verdict | lost | echo p99 | "
               "server late p99 | generator late p99 | server CPU |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for s in all_steps:
