@@ -66,7 +66,7 @@ def test_call_plays_into_the_record_app(tmp_path: Path) -> None:
         time.sleep(0.3)
     assert res.returncode == 0, res.stderr
     assert "sent 50 frames" in res.stderr
-    fmt, data = read_wav(rec / "40325ec2-5efd-4bd3-805f-53576e581d13.wav")
+    _fmt, data = read_wav(rec / "40325ec2-5efd-4bd3-805f-53576e581d13.wav")
     assert data == pcm
     _, back = read_wav(tmp_path / "out.wav")
     assert len(back) > 0 and not any(back)  # the record app answers with the clock's silence

@@ -14,7 +14,6 @@ import asyncio
 import math
 import time
 import weakref
-from collections.abc import Callable
 from typing import Protocol
 
 from audionet.audiosocket.proto import FRAME_MS
@@ -29,35 +28,52 @@ class Ticking(Protocol):
 
 
 class Ticker:
-    """Calls ``member.tick()`` for every member every ``period`` seconds while it has members."""
+    """Calls ``member.tick()`` for every member every ``period`` seconds while it has members.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, period: float = PERIOD) -> None:
+    Members are spread over ``phases`` groups served ``period / phases`` apart (still one timer
+    alive at a time), so that a few thousand calls are not all written in one burst: each call keeps
+    an exact ``period`` cadence, and the last call of a group is served sooner after its deadline.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, period: float = PERIOD, phases: int = 4
+    ) -> None:
         self.loop = loop
         self.period = period
-        self._members: dict[Ticking, None] = {}
+        self.phases = phases
+        self._slot = period / phases
+        self._groups: list[dict[Ticking, None]] = [{} for _ in range(phases)]
+        self._where: dict[Ticking, int] = {}
+        self._deadlines = [0.0] * phases
+        self._phase = 0
         self._handle: asyncio.TimerHandle | None = None
-        self._deadline = 0.0
         #: Seconds late at the start of a tick, and after its last member ticked (ring buffers).
         self.start_lateness: list[float] = []
         self.end_lateness: list[float] = []
         self._pos = 0
         self.ticks = 0
         self.skipped = 0
-        #: Called after each tick with (deadline, now) -- used by load generators.
-        self.after_tick: Callable[[float, float], None] | None = None
 
     def __len__(self) -> int:
-        return len(self._members)
+        return len(self._where)
 
     def add(self, member: Ticking) -> None:
-        self._members[member] = None
+        if member in self._where:
+            return
+        group = min(range(self.phases), key=lambda g: len(self._groups[g]))
+        self._groups[group][member] = None
+        self._where[member] = group
         if self._handle is None:
-            self._deadline = time.monotonic() + self.period
-            self._handle = self.loop.call_later(self.period, self._tick)
+            now = time.monotonic()
+            self._deadlines = [now + (g + 1) * self._slot for g in range(self.phases)]
+            self._phase = 0
+            self._handle = self.loop.call_later(self._slot, self._tick)
 
     def discard(self, member: Ticking) -> None:
-        self._members.pop(member, None)
-        if not self._members and self._handle is not None:
+        group = self._where.pop(member, None)
+        if group is not None:
+            del self._groups[group][member]
+        if not self._where and self._handle is not None:
             self._handle.cancel()
             self._handle = None
 
@@ -72,29 +88,35 @@ class Ticker:
 
     def _tick(self) -> None:
         loop = self.loop
-        deadline = self._deadline
+        phase = self._phase
+        deadline = self._deadlines[phase]
+        group = self._groups[phase]
         start = time.monotonic()
-        for member in list(self._members):
-            try:
-                member.tick()
-            except Exception as exc:  # one bad member must not stop the clock of every other call
-                loop.call_exception_handler({"message": "call tick failed", "exception": exc})
-                self._members.pop(member, None)
-        end = time.monotonic()
-        self.ticks += 1
-        self._record(start - deadline, end - deadline)
-        if self.after_tick is not None:
-            self.after_tick(deadline, end)
-        if not self._members:
+        if group:
+            for member in list(group):
+                try:
+                    member.tick()
+                except Exception as exc:  # one bad member must not stop the clock of the others
+                    loop.call_exception_handler({"message": "call tick failed", "exception": exc})
+                    self.discard(member)
+            end = time.monotonic()
+            self.ticks += 1
+            self._record(start - deadline, end - deadline)
+        else:
+            end = start
+        if not self._where:
             self._handle = None
             return
+        # This group's next deadline: one period on, but if we were so late that it would come
+        # less than half a period after this (late) tick, skip it: never two frames in a burst.
         nxt = deadline + self.period
-        if nxt <= end:  # late by a whole period or more: skip ahead, never burst
-            missed = math.floor((end - deadline) / self.period)
+        if nxt < end + self.period / 2:
+            missed = math.ceil((end + self.period / 2 - nxt) / self.period)
             self.skipped += missed
-            nxt = deadline + (missed + 1) * self.period
-        self._deadline = nxt
-        self._handle = loop.call_later(nxt - time.monotonic(), self._tick)
+            nxt += missed * self.period
+        self._deadlines[phase] = nxt
+        self._phase = min(range(self.phases), key=self._deadlines.__getitem__)
+        self._handle = loop.call_later(self._deadlines[self._phase] - time.monotonic(), self._tick)
 
     def lateness(self, q: float, end: bool = True) -> float:
         """The ``q`` quantile (0..1) of tick lateness in seconds over the last minute."""

@@ -113,15 +113,21 @@ async def run_load(
     ticker = Ticker(loop)
 
     class _Driver:
+        def __init__(self, share: list[_LoadCall]) -> None:
+            self.share = share
+
         def tick(self) -> None:
             now = time.monotonic()
-            for c in conns:
+            for c in self.share:
                 c.send(now)
 
-    driver = _Driver()
-    ticker.add(driver)
+    # One driver per phase of the ticker: the calls are spread over the 20 ms like real channels.
+    drivers = [_Driver(conns[i :: ticker.phases]) for i in range(ticker.phases)]
+    for d in drivers:
+        ticker.add(d)
     await asyncio.sleep(duration)
-    ticker.discard(driver)
+    for d in drivers:
+        ticker.discard(d)
     deadline = loop.time() + grace
     while loop.time() < deadline and any(c.pending for c in conns):
         await asyncio.sleep(0.05)
