@@ -149,3 +149,15 @@ async def test_exceptions_reach_on_exception() -> None:
     assert "AsteriskFrameForwardError" in kinds and "AsteriskMemoryAllocError" in kinds
     assert "ValueError" in kinds
     assert isinstance(errors[0][1], audiosocket.AudioSocketReadError)
+
+
+async def test_a_call_ended_by_a_protocol_error_still_gets_the_empty_bytearray() -> None:
+    cb = EchoCallbacks()
+    server = await audiosocket.start_server(cb.on_audio, cb.on_exception, "127.0.0.1", 0)
+    peer = await RawPeer.open(server.port)
+    peer.send(b"\x10\xff\xff")  # 65535 bytes: over the 16384-byte limit
+    assert (await peer.read_all()).endswith(b"\x00\x00\x00")
+    server.close()
+    await server.wait_closed()
+    assert len(cb.ended) == 1 and len(cb.ended[0]) == 32
+    assert isinstance(cb.errors[0][2], audiosocket.AudioSocketReadError)

@@ -92,6 +92,8 @@ class SeedHandler:
                 self._run(self.on_dtmf, uid, call.peer, event.digit)
         elif isinstance(event, Error):
             self._exception(uid, call.peer, _as_exception(event))
+            if event.fatal:  # the call is over: the seed always ended with an empty bytearray
+                self._deliver(call, uid, bytearray())
         elif isinstance(event, Hangup):
             self._deliver(call, uid, bytearray())
 

@@ -156,6 +156,8 @@ class CallConnection(asyncio.Protocol):
         self._stalled = 0
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self.stats = server.stats
+        self._on_event = server.handler.event
 
     # -- asyncio callbacks -------------------------------------------------------------------------
 
@@ -191,15 +193,13 @@ class CallConnection(asyncio.Protocol):
         core = self.core
         if core is None:
             return
+        stats = self.stats
         for ev in core.receive_data(data):
             if type(ev) is Audio:  # the hot path
-                stats = self.server.stats
                 stats.frames_in += 1
                 stats.bytes_in += len(ev.pcm)
-                call = self.call
-                assert call is not None
                 try:
-                    self.server.handler.event(call, ev)
+                    self._on_event(self.call, ev)  # type: ignore[arg-type]  # set with the UUID
                 except Exception as exc:
                     self._handler_failed(exc)
             else:
@@ -250,7 +250,7 @@ class CallConnection(asyncio.Protocol):
         msg = out.next_message()
         if msg is not None:
             transport.write(msg)
-            stats = self.server.stats
+            stats = self.stats
             stats.frames_out += 1
             stats.bytes_out += len(msg) - 3
             if msg is out.silence_message:
