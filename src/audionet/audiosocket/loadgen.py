@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from audionet.audiosocket.clock import Ticker
-from audionet.audiosocket.proto import AUDIO_RATES, Decoder, encode_uuid, frame_bytes, kind_for_rate
+from audionet.audiosocket.proto import AUDIO_RATES, encode_uuid, frame_bytes, kind_for_rate
 from audionet.errors import TimedOut
 
 _TAG = struct.Struct(">II")
@@ -46,7 +46,7 @@ class _LoadCall(asyncio.Protocol):
     def __init__(self, number: int, rate: int) -> None:
         self.number = number
         self.transport: asyncio.Transport | None = None
-        self.decoder = Decoder()
+        self.buf = bytearray()
         self.pending: dict[int, float] = {}
         self.latencies: list[float] = []
         self.seq = 0
@@ -68,13 +68,25 @@ class _LoadCall(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
-        for msg in self.decoder.feed(data):
-            if msg.kind in AUDIO_RATES and len(msg.payload) >= _TAG.size:
-                number, seq = _TAG.unpack_from(msg.payload)
+        if self.buf:
+            data = bytes(self.buf) + data
+            self.buf.clear()
+        pos = 0
+        end = len(data)
+        pending = self.pending
+        while end - pos >= 3:
+            stop = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+            if stop > end:
+                break
+            if data[pos] in AUDIO_RATES and stop - pos >= 3 + _TAG.size:
+                number, seq = _TAG.unpack_from(data, pos + 3)
                 if number == self.number:
-                    sent = self.pending.pop(seq, None)
+                    sent = pending.pop(seq, None)
                     if sent is not None:
                         self.latencies.append(now - sent)
+            pos = stop
+        if pos < end:
+            self.buf += data[pos:]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
