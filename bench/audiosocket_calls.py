@@ -11,7 +11,7 @@ with every call completed, zero lost frames, echo latency p99 under 60 ms, the s
 lateness p99 under 5 ms (ours; the bare echo has no clock) and the generator's own send lateness p99
 under 5 ms (otherwise the generator, not the server, was the limit, and the table says so).
 
-    .venv/bin/python bench/audiosocket_calls.py                 # quick: 8 s steps up to 2000 calls
+    .venv/bin/python bench/audiosocket_calls.py                 # default: 10 s steps up to 2000 calls
     .venv/bin/python bench/audiosocket_calls.py --duration 30   # the README table
 """
 
@@ -203,7 +203,7 @@ def main() -> int:
     ap.add_argument(
         "--steps", default="250,500,1000,1500,2000", help="call counts to try, ascending"
     )
-    ap.add_argument("--duration", type=float, default=8.0, help="seconds per step (README: 30)")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per step (README: 30)")
     ap.add_argument("--gen-procs", type=int, default=1, help="load generator processes")
     ap.add_argument("--servers", default="ours,bare")
     ap.add_argument("--loops", default="uvloop,asyncio")

@@ -387,8 +387,9 @@ class AudioSocketServer:
         self.connections: set[CallConnection] = set()
         self._server: asyncio.Server | None = None
         self._idle: asyncio.Future[None] | None = None
-        self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop()
-        self.ticker: Ticker = get_ticker(self.loop)
+        # Both are set by start(), on the loop that runs the server.
+        self.loop: asyncio.AbstractEventLoop = cast(asyncio.AbstractEventLoop, None)
+        self.ticker: Ticker = cast(Ticker, None)
 
     async def start(self, host: str | None, port: int | None, **kwargs: Any) -> AudioSocketServer:
         self.loop = asyncio.get_running_loop()
