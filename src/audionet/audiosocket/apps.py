@@ -47,16 +47,18 @@ class EchoApp(_Base):
     def __init__(self, max_delay: float = 0.1) -> None:
         self.max_delay = max_delay
 
+    def started(self, call: Call) -> None:
+        out = call.out
+        out.max_bytes = min(out.max_bytes, max(out.frame_size, int(self.max_delay * out.rate) * 2))
+
     def event(self, call: Call, event: CallEvent) -> None:
         if type(event) is Audio:
-            out = call.out
-            limit = int(self.max_delay * out.rate) * 2
-            if event.rate == out.rate:
-                out.push(event.pcm, limit)
+            if event.rate == call.out.rate:
+                call.out.push(event.pcm)
             else:
                 if call.state is None:
                     call.state = Resampler(AudioFormat(event.rate), call.format)
-                out.push(call.state.process(event.pcm), limit)
+                call.out.push(call.state.process(event.pcm))
 
 
 class SilenceApp(_Base):

@@ -276,6 +276,9 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+_ACTIVE = State.ACTIVE
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Per-call limits of the server side.
@@ -333,11 +336,20 @@ class ServerConnection:
         return [Hangup(by_peer=False, reason=reason)] if was_active else []
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        decoder = self._decoder
+        if self.state is _ACTIVE and not decoder._buf and self._decode is None:
+            # Fastest path: the read holds exactly one whole audio message (the usual case: Asterisk
+            # writes one message per frame and TCP_NODELAY keeps them apart).
+            n = len(data)
+            if n > HEADER_SIZE and n - HEADER_SIZE == data[1] << 8 | data[2]:
+                rate = AUDIO_RATES.get(data[0])
+                length = n - HEADER_SIZE
+                if rate is not None and length <= self.limits.max_payload and not length & 1:
+                    return [Audio(bytes(data[HEADER_SIZE:]), rate)]
         if self.state is State.CLOSED:
             return []
         if not data:
             return self._eof()
-        decoder = self._decoder
         events: list[Event] = []
         if self.state is State.ACTIVE and not decoder._buf and self._decode is None:
             # Fast path for the common case (whole audio messages, nothing held back): no Message
