@@ -60,7 +60,7 @@ async def test_send_drops_oldest_but_write_waits() -> None:
         call = await connect("127.0.0.1", server.port)
         await asyncio.wait_for(call.wait_closed(), 5)
     assert results["dropped"] == 2 * 16000
-    assert 0.4 < results["waited"] < 0.9 and 1.4 < results["drained"] < 1.9
+    assert 0.3 < results["waited"] < 1.2 and 1.3 < results["drained"] < 2.5
     assert strip_silence(call.received) == tagged_audio(1.5, seed=2)
 
 
