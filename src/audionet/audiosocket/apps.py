@@ -44,7 +44,7 @@ class EchoApp(_Base):
     ``max_delay`` seconds is dropped instead of letting the delay grow for the rest of the call.
     """
 
-    def __init__(self, max_delay: float = 0.1) -> None:
+    def __init__(self, max_delay: float = 0.2) -> None:
         self.max_delay = max_delay
 
     def started(self, call: Call) -> None:

@@ -142,7 +142,13 @@ class TaskHandler:
         log.info("connection from %s failed: %s", peer, error.message)
 
 
-class CallConnection(asyncio.Protocol):
+#: One receive buffer shared by every connection of a process: a ``BufferedProtocol`` reads into it
+#: and parses it before the loop does anything else, so it is never used by two reads at once. This
+#: spares asyncio's default 256 KiB allocation per read (a 20 ms frame is 323 bytes).
+_RECV_BUFFER = memoryview(bytearray(1 << 16))
+
+
+class CallConnection(asyncio.BufferedProtocol):
     """One TCP connection from Asterisk."""
 
     def __init__(self, server: AudioSocketServer) -> None:
@@ -189,7 +195,13 @@ class CallConnection(asyncio.Protocol):
         assert self.core.deadline is not None
         self._timer = loop.call_at(self.core.deadline, self._on_timer)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _RECV_BUFFER
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(_RECV_BUFFER[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         core = self.core
         if core is None:
             return
