@@ -30,13 +30,13 @@ class Ticking(Protocol):
 class Ticker:
     """Calls ``member.tick()`` for every member every ``period`` seconds while it has members.
 
-    Members are spread over ``phases`` groups served ``period / phases`` apart (still one timer
-    alive at a time), so that a few thousand calls are not all written in one burst: each call keeps
+    Members are spread over ``phases`` groups served ``period / phases`` apart (8 groups, 2.5 ms;
+    still one timer alive at a time), so that a few thousand calls are not all written in one burst: each call keeps
     an exact ``period`` cadence, and the last call of a group is served sooner after its deadline.
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, period: float = PERIOD, phases: int = 4
+        self, loop: asyncio.AbstractEventLoop, period: float = PERIOD, phases: int = 8
     ) -> None:
         self.loop = loop
         self.period = period
