@@ -91,6 +91,7 @@ class Step:
     server_late_p99: float | None = None
     gen_late_p99: float = 0.0
     cpu: float = 0.0
+    cpu_wait: float = 0.0
     verdict: str = ""
 
     @property
@@ -120,6 +121,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_delay(pid: int) -> float:
+    """Seconds the process has spent runnable but waiting for a CPU (scheduler statistics)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def scrape_lateness(port: int) -> float | None:
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -144,7 +153,7 @@ def run_step(server: str, loop: str, calls: int, duration: float, gen_procs: int
     step = Step(server, loop, calls)
     try:
         wait_port(port)
-        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        cpu0, wait0, t0 = cpu_seconds(proc.pid), run_delay(proc.pid), time.monotonic()
         per = [calls // gen_procs + (1 if i < calls % gen_procs else 0) for i in range(gen_procs)]
         gens = [
             subprocess.Popen(
@@ -159,7 +168,9 @@ def run_step(server: str, loop: str, calls: int, duration: float, gen_procs: int
         for g in gens:
             out, _ = g.communicate(timeout=duration + 120)
             results.append(json.loads(out.strip().splitlines()[-1]))
-        step.cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+        wall = time.monotonic() - t0
+        step.cpu = (cpu_seconds(proc.pid) - cpu0) / wall
+        step.cpu_wait = (run_delay(proc.pid) - wait0) / wall
         if server == "ours":
             step.server_late_p99 = scrape_lateness(mport)
     except Exception as exc:  # a failed step is a result, not a crash of the benchmark
@@ -232,7 +243,8 @@ def main() -> int:
                 print(
                     f"{server:5} {loop:8} {calls:5} calls: {step.verdict} (lost {step.lost}, "
                     f"echo p99 {ms(step.lat_p99)} ms, server late p99 {ms(step.server_late_p99)} ms, "
-                    f"generator late p99 {ms(step.gen_late_p99)} ms, server CPU {100 * step.cpu:.0f}%)",
+                    f"generator late p99 {ms(step.gen_late_p99)} ms, server CPU {100 * step.cpu:.0f}%, "
+                    f"waiting for a CPU {100 * step.cpu_wait:.0f}%)",
                     file=sys.stderr,
                 )
                 if not step.ok:
@@ -290,12 +302,19 @@ def main() -> int:
                 f"| {loop} | {calls} | {100 * o2.cpu:.0f}% | {100 * b2.cpu:.0f}% | "
                 f"{calls / o2.cpu:.0f} | {calls / b2.cpu:.0f} | {b2.cpu / o2.cpu:.2f} |"
             )
-    lines += ["", "All steps:", "", "| server | loop | calls | verdict | lost | echo p99 | "
-              "server late p99 | generator late p99 | server CPU |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        'All steps (*: generator send lateness p99 over 5 ms; "waiting for a CPU": share of the',
+        "step the server process was runnable but not running, i.e. the machine's cores were busy):",
+        "",
+    ]
+    lines += ["| server | loop | calls | verdict | lost | echo p99 | "
+              "server late p99 | generator late p99 | server CPU | server waiting for a CPU |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for s in all_steps:
         lines.append(
             f"| {s.server} | {s.loop} | {s.calls} | {s.verdict} | {s.lost} | {ms(s.lat_p99)} | "
-            f"{ms(s.server_late_p99)} | {gen(s.gen_late_p99)} | {100 * s.cpu:.0f}% |"
+            f"{ms(s.server_late_p99)} | {gen(s.gen_late_p99)} | {100 * s.cpu:.0f}% | "
+            f"{100 * s.cpu_wait:.0f}% |"
         )
     text = "\n".join(lines) + "\n"
     print(text)
