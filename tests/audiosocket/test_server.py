@@ -296,3 +296,26 @@ def test_bad_settings_are_config_errors() -> None:
         serve(echo_handler, input_codec="gsm")
     with pytest.raises(ConfigError):
         serve(lambda call: None)  # type: ignore[arg-type,return-value]
+
+
+async def test_dial_calls_carrying_ulaw_are_decoded() -> None:
+    """``Dial(AudioSocket/...)`` sends the call's codec labelled 0x10; the server decodes what it declares."""
+    from audionet.audio.codecs.g711 import ulaw_decode, ulaw_encode
+
+    got = bytearray()
+
+    async def handler(call: Call) -> None:
+        async for ev in call:
+            if isinstance(ev, Audio):
+                got.extend(ev.pcm)
+
+    pcm = tagged_audio(0.2)
+    ulaw = ulaw_encode(pcm)  # 160 bytes per 20 ms frame, as Asterisk sends mu-law
+    async with serve(handler, "127.0.0.1", 0, input_codec="ulaw") as server:
+        peer = await RawPeer.open(server.port)
+        for i in range(0, len(ulaw), 160):
+            peer.send(b"\x10\x00\xa0" + ulaw[i : i + 160])
+        await asyncio.sleep(0.2)
+        peer.close()
+        await asyncio.sleep(0.1)
+    assert bytes(got) == ulaw_decode(ulaw) and len(got) == len(pcm)
