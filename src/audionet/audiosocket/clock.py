@@ -107,11 +107,11 @@ class Ticker:
         if not self._where:
             self._handle = None
             return
-        # This group's next deadline: one period on, but if we were so late that it would come
-        # less than half a period after this (late) tick, skip it: never two frames in a burst.
+        # This group's next deadline is one period on; if that has already passed (we were a whole
+        # period late or more), the missed deadlines are skipped: never a burst of frames to catch up.
         nxt = deadline + self.period
-        if nxt < end + self.period / 2:
-            missed = math.ceil((end + self.period / 2 - nxt) / self.period)
+        if nxt <= end:
+            missed = math.floor((end - nxt) / self.period) + 1
             self.skipped += missed
             nxt += missed * self.period
         self._deadlines[phase] = nxt
