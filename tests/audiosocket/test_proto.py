@@ -236,3 +236,16 @@ def test_cores_import_no_io(module: str) -> None:
         (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
     }
     assert not names & {"asyncio", "socket", "time", "selectors", "sounddevice", "threading"}
+
+
+def test_receive_audio_fast_path_is_exact_and_declines_everything_else() -> None:
+    conn = ServerConnection(0.0)
+    one = encode_audio(b"\x01\x02" * 160)
+    assert conn.receive_audio(one) is None  # no UUID yet
+    conn.receive_data(encode_uuid(UID))
+    ev = conn.receive_audio(memoryview(one))
+    assert ev == Audio(b"\x01\x02" * 160, 8000) and type(ev.pcm) is bytes and hash(ev)
+    for data in (one + one, one[:-1], encode_dtmf("1"), b"\x10\x00\x03abc", b"\x10\x00\x00"):
+        assert conn.receive_audio(data) is None
+    assert conn.receive_data(one[:10]) == []
+    assert conn.receive_audio(one) is None  # half a message is held back: the general path must run

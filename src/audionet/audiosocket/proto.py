@@ -240,6 +240,20 @@ class Audio:
     rate: int = 8000
 
 
+_new = object.__new__
+_set_pcm = Audio.__dict__["pcm"].__set__
+_set_rate = Audio.__dict__["rate"].__set__
+
+
+def _audio(pcm: bytes, rate: int) -> Audio:
+    """``Audio(pcm, rate)`` for the hot path: a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``; the slot descriptors do the same job in about half the time."""
+    ev = _new(Audio)
+    _set_pcm(ev, pcm)
+    _set_rate(ev, rate)
+    return ev
+
+
 @dataclass(frozen=True, slots=True)
 class Dtmf:
     """One DTMF digit pressed by the caller."""
@@ -311,6 +325,8 @@ class ServerConnection:
         self.deadline: float | None = now + self.limits.uuid_timeout
         self._decoder = Decoder(self.limits.max_payload)
         self._decode = decode
+        # receive_audio's fast path only applies to plain s16le audio; G.711 goes the general way.
+        self._max_message = HEADER_SIZE + self.limits.max_payload if decode is None else 0
 
     @property
     def closed(self) -> bool:
@@ -335,17 +351,29 @@ class ServerConnection:
         self.deadline = None
         return [Hangup(by_peer=False, reason=reason)] if was_active else []
 
+    def receive_audio(self, data: bytes | bytearray | memoryview) -> Audio | None:
+        """The fast path: if ``data`` is exactly one whole audio message of an active call (the usual
+        read: Asterisk writes one message per 20 ms frame), its event; otherwise None, and the caller
+        passes the same data to :meth:`receive_data`. Nothing is consumed when it returns None.
+        """
+        n = len(data)
+        if (
+            self.state is _ACTIVE
+            and n & 1  # 3 bytes of header + an even payload: an odd total
+            and n - HEADER_SIZE == data[1] << 8 | data[2]
+            and n <= self._max_message
+            and not self._decoder._buf
+        ):
+            rate = AUDIO_RATES.get(data[0])
+            if rate is not None and n > HEADER_SIZE:
+                return _audio(bytes(data[HEADER_SIZE:]), rate)
+        return None
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         decoder = self._decoder
-        if self.state is _ACTIVE and not decoder._buf and self._decode is None:
-            # Fastest path: the read holds exactly one whole audio message (the usual case: Asterisk
-            # writes one message per frame and TCP_NODELAY keeps them apart).
-            n = len(data)
-            if n > HEADER_SIZE and n - HEADER_SIZE == data[1] << 8 | data[2]:
-                rate = AUDIO_RATES.get(data[0])
-                length = n - HEADER_SIZE
-                if rate is not None and length <= self.limits.max_payload and not length & 1:
-                    return [Audio(bytes(data[HEADER_SIZE:]), rate)]
+        audio = self.receive_audio(data)
+        if audio is not None:
+            return [audio]
         if self.state is State.CLOSED:
             return []
         if not data:

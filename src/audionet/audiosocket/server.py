@@ -199,7 +199,20 @@ class CallConnection(asyncio.BufferedProtocol):
         return _RECV_BUFFER
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(_RECV_BUFFER[:nbytes])
+        data = _RECV_BUFFER[:nbytes]
+        core = self.core
+        if core is not None:
+            ev = core.receive_audio(data)
+            if ev is not None:  # the hot path: one whole audio message
+                stats = self.stats
+                stats.frames_in += 1
+                stats.bytes_in += nbytes - 3
+                try:
+                    self._on_event(self.call, ev)  # type: ignore[arg-type]  # set with the UUID
+                except Exception as exc:
+                    self._handler_failed(exc)
+                return
+        self.data_received(data)
 
     def data_received(self, data: bytes | memoryview) -> None:
         core = self.core
