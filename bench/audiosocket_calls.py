@@ -309,12 +309,12 @@ def main() -> int:
         "",
     ]
     lines += ["| server | loop | calls | verdict | lost | echo p99 | "
-              "server late p99 | generator late p99 | server CPU | server waiting for a CPU |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+              "server late p99 | generator late p99 | frames/s per call sent | server CPU | server waiting for a CPU |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for s in all_steps:
         lines.append(
             f"| {s.server} | {s.loop} | {s.calls} | {s.verdict} | {s.lost} | {ms(s.lat_p99)} | "
-            f"{ms(s.server_late_p99)} | {gen(s.gen_late_p99)} | {100 * s.cpu:.0f}% | "
-            f"{100 * s.cpu_wait:.0f}% |"
+            f"{ms(s.server_late_p99)} | {gen(s.gen_late_p99)} | "
+            f"{s.sent / (args.duration * s.calls):.1f} | {100 * s.cpu:.0f}% | {100 * s.cpu_wait:.0f}% |"
         )
     text = "\n".join(lines) + "\n"
     print(text)
