@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "audionet.cli.audio",
     "audionet.cli.dns",
     "audionet.cli.modem",
+    "audionet.cli.channel",
     "audionet.cli.audiosocket",
     "audionet.cli.demo",
 )
