@@ -1,0 +1,327 @@
+"""How many concurrent 8 kHz AudioSocket echo calls one server process sustains.
+
+Ours (``audionet audiosocket serve --app echo``: protocol parsing, per-call paced 20 ms clock,
+silence fill, limits, metrics) against a bare ~30-line asyncio ``Protocol`` that writes back whatever
+it reads (the practical ceiling of an asyncio loop), each with uvloop and with the standard loop.
+
+For every server and loop the call count climbs through ``--steps``; at each step a fresh server runs
+alone and the load generator (``audionet.audiosocket.loadgen``: all calls driven from one 20 ms timer
+per process, in ``--gen-procs`` processes) places the calls for ``--duration`` seconds. A step passes
+with every call completed, zero lost frames, echo latency p99 under 60 ms, the server's send-clock
+lateness p99 under 5 ms (ours; the bare echo has no clock). The generator's own send lateness p99 is
+reported beside it: where it is over 5 ms (marked *) the generator, or the machine, was a limit too.
+
+    .venv/bin/python bench/audiosocket_calls.py                 # default: 10 s steps up to 2000 calls
+    .venv/bin/python bench/audiosocket_calls.py --duration 30   # the README table
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "audiosocket_calls.md"
+LATENESS_LIMIT = 0.005
+LATENCY_LIMIT = 0.060
+
+
+# -- the bare peer: the practical limit of an asyncio loop ------------------------------------------
+
+
+class BareEcho(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+async def bare_main(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(BareEcho, "127.0.0.1", port, backlog=4096)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    server.close()
+
+
+def run_loop(coro: object, loop: str) -> object:
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)  # type: ignore[arg-type]
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+# -- one generator process --------------------------------------------------------------------------
+
+
+def gen_main(port: int, calls: int, duration: float) -> None:
+    from audionet.audiosocket.loadgen import run_load
+
+    res = run_loop(run_load("127.0.0.1", port, calls, duration), "uvloop")
+    print(json.dumps(dataclasses.asdict(res)))  # type: ignore[call-overload]
+
+
+# -- the driver -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    server: str
+    loop: str
+    calls: int
+    completed: int = 0
+    sent: int = 0
+    lost: int = 0
+    lat_p50: float = 0.0
+    lat_p99: float = 0.0
+    server_late_p99: float | None = None
+    gen_late_p99: float = 0.0
+    cpu: float = 0.0
+    cpu_wait: float = 0.0
+    verdict: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "ok"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_delay(pid: int) -> float:
+    """Seconds the process has spent runnable but waiting for a CPU (scheduler statistics)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def scrape_lateness(port: int) -> float | None:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith('audiosocket_tick_lateness_seconds{quantile="0.99"}'):
+            return float(line.split()[-1])
+    return None
+
+
+def run_step(server: str, loop: str, calls: int, duration: float, gen_procs: int) -> Step:
+    port = free_port()
+    mport = free_port()
+    if server == "ours":
+        cmd = [sys.executable, "-m", "audionet", "-q", "audiosocket", "serve", "--app", "echo",
+               "--port", str(port), "--metrics-port", str(mport), "--loop", loop,
+               "--max-calls", "100000"]  # fmt: skip
+    else:
+        cmd = [sys.executable, __file__, "--serve-bare", str(port), "--loop", loop]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    step = Step(server, loop, calls)
+    try:
+        wait_port(port)
+        cpu0, wait0, t0 = cpu_seconds(proc.pid), run_delay(proc.pid), time.monotonic()
+        per = [calls // gen_procs + (1 if i < calls % gen_procs else 0) for i in range(gen_procs)]
+        gens = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--gen", str(port), str(n), str(duration)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for n in per
+            if n
+        ]
+        results = []
+        for g in gens:
+            out, _ = g.communicate(timeout=duration + 120)
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        wall = time.monotonic() - t0
+        step.cpu = (cpu_seconds(proc.pid) - cpu0) / wall
+        step.cpu_wait = (run_delay(proc.pid) - wait0) / wall
+        if server == "ours":
+            step.server_late_p99 = scrape_lateness(mport)
+    except Exception as exc:  # a failed step is a result, not a crash of the benchmark
+        step.verdict = f"error: {exc}"
+        return step
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    step.completed = sum(r["completed"] for r in results)
+    step.sent = sum(r["frames_sent"] for r in results)
+    step.lost = sum(r["frames_lost"] for r in results)
+    step.lat_p50 = max(r["latency_p50"] for r in results)
+    step.lat_p99 = max(r["latency_p99"] for r in results)
+    step.gen_late_p99 = max(r["gen_lateness_p99"] for r in results)
+    if step.completed < calls:
+        step.verdict = f"{calls - step.completed} calls failed"
+    elif step.lost:
+        step.verdict = f"{step.lost} frames lost"
+    elif step.server_late_p99 is not None and step.server_late_p99 >= LATENESS_LIMIT:
+        step.verdict = "server clock late"
+    elif step.lat_p99 >= LATENCY_LIMIT:
+        step.verdict = "echo latency"
+    else:
+        step.verdict = "ok"
+    return step
+
+
+def ms(x: float | None) -> str:
+    return "-" if x is None else f"{1000 * x:.1f}"
+
+
+def gen(x: float) -> str:
+    return ms(x) + (" *" if x >= LATENESS_LIMIT else "")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--steps", default="250,500,1000,1500,2000", help="call counts to try, ascending"
+    )
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per step (README: 30)")
+    ap.add_argument("--gen-procs", type=int, default=1, help="load generator processes")
+    ap.add_argument("--servers", default="ours,bare")
+    ap.add_argument("--loops", default="uvloop,asyncio")
+    ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--loop", default="uvloop", help=argparse.SUPPRESS)
+    ap.add_argument("--gen", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve_bare:
+        run_loop(bare_main(args.serve_bare), args.loop)
+        return 0
+    if args.gen:
+        gen_main(int(args.gen[0]), int(args.gen[1]), float(args.gen[2]))
+        return 0
+
+    steps = [int(s) for s in args.steps.split(",")]
+    all_steps: list[Step] = []
+    best: dict[tuple[str, str], Step | None] = {}
+    for loop in args.loops.split(","):
+        for server in args.servers.split(","):
+            best[(server, loop)] = None
+            for calls in steps:
+                step = run_step(server, loop, calls, args.duration, args.gen_procs)
+                all_steps.append(step)
+                print(
+                    f"{server:5} {loop:8} {calls:5} calls: {step.verdict} (lost {step.lost}, "
+                    f"echo p99 {ms(step.lat_p99)} ms, server late p99 {ms(step.server_late_p99)} ms, "
+                    f"generator late p99 {ms(step.gen_late_p99)} ms, server CPU {100 * step.cpu:.0f}%, "
+                    f"waiting for a CPU {100 * step.cpu_wait:.0f}%)",
+                    file=sys.stderr,
+                )
+                if not step.ok:
+                    break
+                best[(server, loop)] = step
+
+    lines = [
+        "## AudioSocket: concurrent 8 kHz echo calls per server process",
+        "",
+        f"Command: `python bench/audiosocket_calls.py --steps {args.steps} --duration {args.duration:g} "
+        f"--gen-procs {args.gen_procs}`; machine: {os.cpu_count()} cores shared with the load generator.",
+        "",
+        "| server | loop | max calls passed | echo p50 / p99 (ms) | server clock late p99 (ms) "
+        "| generator late p99 (ms) | server CPU (1 core = 100%) | next step |",
+        "|---|---|---:|---|---:|---:|---:|---|",
+    ]
+    for (server, loop), step in best.items():
+        nxt = next(
+            (s for s in all_steps if s.server == server and s.loop == loop and not s.ok), None
+        )
+        nxt_txt = f"{nxt.calls}: {nxt.verdict}" if nxt else "(all steps passed)"
+        if step is None:
+            lines.append(f"| {server} | {loop} | 0 | - | - | - | - | {nxt_txt} |")
+            continue
+        lines.append(
+            f"| {server} | {loop} | {step.calls} | {ms(step.lat_p50)} / {ms(step.lat_p99)} | "
+            f"{ms(step.server_late_p99)} | {gen(step.gen_late_p99)} | {100 * step.cpu:.0f}% | {nxt_txt} |"
+        )
+    lines += ["", "| loop | ours / bare (max calls) |", "|---|---:|"]
+    for loop in args.loops.split(","):
+        o, b = best.get(("ours", loop)), best.get(("bare", loop))
+        if o is not None and b is not None:
+            lines.append(f"| {loop} | {o.calls / b.calls:.2f} |")
+        else:
+            lines.append(f"| {loop} | - |")
+    lines += [
+        "",
+        "Server CPU at the same load (contention on a shared machine makes lateness, and so the",
+        "max-calls figure, noisy; CPU time is not): calls one core could carry = calls / CPU.",
+        "",
+        "| loop | calls | ours CPU | bare CPU | ours calls/core | bare calls/core | ours / bare |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for loop in args.loops.split(","):
+        for calls in steps:
+            o2 = next(
+                (s for s in all_steps if (s.server, s.loop, s.calls) == ("ours", loop, calls)), None
+            )
+            b2 = next(
+                (s for s in all_steps if (s.server, s.loop, s.calls) == ("bare", loop, calls)), None
+            )
+            if o2 is None or b2 is None or not o2.cpu or not b2.cpu:
+                continue
+            lines.append(
+                f"| {loop} | {calls} | {100 * o2.cpu:.0f}% | {100 * b2.cpu:.0f}% | "
+                f"{calls / o2.cpu:.0f} | {calls / b2.cpu:.0f} | {b2.cpu / o2.cpu:.2f} |"
+            )
+    lines += [
+        "",
+        'All steps (*: generator send lateness p99 over 5 ms; "waiting for a CPU": share of the',
+        "step the server process was runnable but not running, i.e. the machine's cores were busy):",
+        "",
+    ]
+    lines += ["| server | loop | calls | verdict | lost | echo p99 | "
+              "server late p99 | generator late p99 | frames/s per call sent | server CPU | server waiting for a CPU |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for s in all_steps:
+        lines.append(
+            f"| {s.server} | {s.loop} | {s.calls} | {s.verdict} | {s.lost} | {ms(s.lat_p99)} | "
+            f"{ms(s.server_late_p99)} | {gen(s.gen_late_p99)} | "
+            f"{s.sent / (args.duration * s.calls):.1f} | {100 * s.cpu:.0f}% | {100 * s.cpu_wait:.0f}% |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

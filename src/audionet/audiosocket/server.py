@@ -1,0 +1,267 @@
+"""The asyncio AudioSocket server: a thin adapter around :class:`~audionet.audiosocket.proto.ServerConnection`.
+
+One :class:`~audionet.audiosocket.connection.CallConnection` (an ``asyncio.BufferedProtocol``) per
+TCP connection feeds received bytes to the protocol core and hands the events to a :class:`CallHandler`. Outgoing audio goes through each
+call's :class:`~audionet.audiosocket.pacing.OutgoingAudio`, emptied one frame per tick by the loop's
+one shared :class:`~audionet.audiosocket.clock.Ticker`. Every message is one ``transport.write``
+(header and payload together) on a TCP_NODELAY socket, and the server always sends a hangup message
+before it closes a call.
+
+Handlers come in two shapes: a coroutine function ``async def handler(call)`` (the call API, run as
+one task per call) or an object with the :class:`CallHandler` methods, called inline for every event
+with no task switch (the built-in apps and the seed's callback API use this; it is the fast path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from audionet.audiosocket.call import Call, CallEvent
+from audionet.audiosocket.clock import Ticker, get_ticker
+from audionet.audiosocket.connection import _DECODERS, CLOSE_GRACE, CallConnection
+from audionet.audiosocket.metrics import Stats
+from audionet.audiosocket.proto import (
+    Error,
+    Limits,
+    State,
+    kind_for_rate,
+)
+from audionet.errors import ConfigError, LocalProtocolError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Server settings. ``rate``: audio rate of the calls' outgoing side (and of ``call.format``).
+    ``input_codec``: what ``Dial(AudioSocket/...)`` calls really carry in messages labelled 0x10
+    (``slin``, ``ulaw`` or ``alaw``; decoded to s16le before handlers see it). ``max_calls``: more
+    connections are answered with a hangup message. ``queue_seconds``: bound of each call's outgoing
+    queue. ``silence``: send silence when nothing is queued. ``max_events``: events queued for a
+    slow call-API handler before the server stops reading that call's socket. ``write_timeout``:
+    seconds a peer may leave our audio unread before its call is dropped. ``backlog``: listen backlog
+    (Asterisk gives up connecting after 2 s, so bursts of calls must fit in it). ``send_buffer``: the
+    kernel send buffer per call in bytes (SO_SNDBUF; default: the kernel's, which on loopback grows to
+    megabytes), to bound how much audio can sit unsent behind a peer that stopped reading.
+    """
+
+    rate: int = 8000
+    input_codec: str = "slin"
+    max_calls: int = 10000
+    uuid_timeout: float = 5.0
+    max_payload: int = 16384
+    queue_seconds: float = 1.0
+    silence: bool = True
+    max_events: int = 250
+    write_timeout: float = 10.0
+    backlog: int = 4096
+    send_buffer: int | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            kind_for_rate(self.rate)
+        except LocalProtocolError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.input_codec not in _DECODERS:
+            raise ConfigError(f"input codec {self.input_codec!r}: use slin, ulaw or alaw")
+        for name in ("max_calls", "max_payload", "max_events", "backlog"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        for name in ("uuid_timeout", "queue_seconds", "write_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+
+    @classmethod
+    def split(cls, options: dict[str, Any]) -> tuple[ServerConfig, dict[str, Any]]:
+        """Separate our settings from keyword arguments meant for ``loop.create_server``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        ours = {k: options[k] for k in options if k in names}
+        return cls(**ours), {k: v for k, v in options.items() if k not in names}
+
+
+class CallHandler(Protocol):
+    """The low-level handler interface; its methods run inline on the event loop and must not block."""
+
+    def started(self, call: Call) -> None:
+        """A call's UUID arrived."""
+
+    def event(self, call: Call, event: CallEvent) -> None:
+        """Audio, DTMF, a non-fatal error report, and last a fatal :class:`Error` or :class:`Hangup`."""
+
+    def failed(self, peer: Any, error: Error) -> None:
+        """A connection that never became a call (no UUID, a bad first message, over ``max_calls``)."""
+
+
+class TaskHandler:
+    """Runs ``async def handler(call)`` as one task per call; events reach it through ``async for``."""
+
+    def __init__(self, fn: Callable[[Call], Awaitable[None]]) -> None:
+        self.fn = fn
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def started(self, call: Call) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._run(call), name=f"audiosocket-{call.uuid}"
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, call: Call) -> None:
+        try:
+            await self.fn(call)
+        except Exception:
+            log.exception("handler of call %s failed", call.uuid)
+        finally:
+            if not call.ended:
+                await call.hangup("handler returned")
+
+    def event(self, call: Call, event: CallEvent) -> None:
+        call._deliver(event)
+
+    def failed(self, peer: Any, error: Error) -> None:
+        log.info("connection from %s failed: %s", peer, error.message)
+
+
+class AudioSocketServer:
+    """A listening AudioSocket server. Behaves like ``asyncio.Server`` (``serve_forever``, ``close``,
+    ``wait_closed``, ``sockets``, ``async with``) and adds ``stats``, ``calls`` and ``port``.
+    """
+
+    def __init__(self, handler: CallHandler, config: ServerConfig | None = None) -> None:
+        self.handler = handler
+        self.config = config or ServerConfig()
+        self.limits = Limits(self.config.max_payload, self.config.uuid_timeout)
+        self.stats = Stats()
+        self.connections: set[CallConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._idle: asyncio.Future[None] | None = None
+        # Both are set by start(), on the loop that runs the server.
+        self.loop: asyncio.AbstractEventLoop = cast(asyncio.AbstractEventLoop, None)
+        self.ticker: Ticker = cast(Ticker, None)
+
+    async def start(self, host: str | None, port: int | None, **kwargs: Any) -> AudioSocketServer:
+        self.loop = asyncio.get_running_loop()
+        self.ticker = get_ticker(self.loop)
+        kwargs.setdefault("backlog", self.config.backlog)
+        self._server = await self.loop.create_server(
+            lambda: CallConnection(self), host, port, **kwargs
+        )
+        return self
+
+    def safe(self, fn: Callable[..., object], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("AudioSocket handler callback failed")
+
+    @property
+    def calls(self) -> list[Call]:
+        return [c.call for c in self.connections if c.call is not None and not c.call.ended]
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._server.sockets) if self._server is not None else ()
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (handy with ``port=0``)."""
+        return int(self.sockets[0].getsockname()[1])
+
+    def is_serving(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None, "call start() first"
+        await self._server.serve_forever()
+
+    def close(self) -> None:
+        """Stop accepting calls and hang up every call in progress (each gets a hangup message)."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.hangup("server shutting down")
+            if conn.core is not None and conn.core.state is State.AWAIT_UUID:
+                conn.core.state = State.CLOSED
+                conn._end(Error("server shutting down"))
+
+    def _maybe_idle(self) -> None:
+        if not self.connections and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def wait_closed(self, timeout: float = CLOSE_GRACE + 1) -> None:
+        """Wait until the listener and every connection are closed and call-API handlers returned."""
+        if self._server is not None:
+            await self._server.wait_closed()
+        if self.connections:
+            self._idle = self.loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._idle), timeout)
+            except TimeoutError:
+                for conn in list(self.connections):
+                    if conn.transport is not None:
+                        conn.transport.abort()
+        tasks = getattr(self.handler, "tasks", None)
+        if tasks:
+            _, pending = await asyncio.wait(set(tasks), timeout=timeout)
+            for t in pending:
+                t.cancel()
+
+    async def __aenter__(self) -> AudioSocketServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+Handler = Callable[[Call], Awaitable[None]] | CallHandler
+
+
+def as_handler(handler: Handler) -> CallHandler:
+    if inspect.iscoroutinefunction(handler):
+        return TaskHandler(handler)
+    if all(hasattr(handler, m) for m in ("started", "event", "failed")):
+        return handler  # type: ignore[return-value]
+    raise ConfigError(
+        "handler must be 'async def handler(call)' or an object with started/event/failed methods"
+    )
+
+
+class serve:
+    """Start an AudioSocket server for ``handler`` on ``host:port``.
+
+    ``handler`` is ``async def handler(call)`` (the call API) or a :class:`CallHandler`. Keyword
+    arguments named like :class:`ServerConfig` fields configure the server; the rest go to
+    ``loop.create_server`` (e.g. ``reuse_port=True``).
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str | None = "127.0.0.1",
+        port: int | None = 9092,
+        **options: Any,
+    ) -> None:
+        config, self._kwargs = ServerConfig.split(options)
+        self._server = AudioSocketServer(as_handler(handler), config)
+        self._host = host
+        self._port = port
+
+    async def _start(self) -> AudioSocketServer:
+        return await self._server.start(self._host, self._port, **self._kwargs)
+
+    def __await__(self) -> Generator[Any, None, AudioSocketServer]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> AudioSocketServer:
+        return await self._start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._server.__aexit__()

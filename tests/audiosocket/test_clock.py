@@ -1,0 +1,75 @@
+"""The shared 20 ms ticker: steady, shared, and never bursting after a stall."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from audionet.audiosocket.clock import Ticker, get_ticker
+
+
+class Member:
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def tick(self) -> None:
+        self.times.append(time.monotonic())
+
+
+async def test_fifty_ticks_a_second_for_every_member() -> None:
+    ticker = Ticker(asyncio.get_running_loop())
+    a, b = Member(), Member()
+    ticker.add(a)
+    ticker.add(b)
+    await asyncio.sleep(1.0)
+    ticker.discard(a)
+    ticker.discard(b)
+    assert 46 <= len(a.times) <= 51 and abs(len(a.times) - len(b.times)) <= 1
+    for m in (a, b):
+        span = m.times[-1] - m.times[0]
+        assert abs(span / (len(m.times) - 1) - 0.020) < 0.002  # no drift: deadlines, not sleeps
+    offset = (b.times[0] - a.times[0]) % 0.020
+    assert abs(offset - 0.0025) < 0.002  # two members land in different phases, 2.5 ms apart
+
+
+async def test_one_timer_serves_many_members() -> None:
+    ticker = Ticker(asyncio.get_running_loop())
+    members = [Member() for _ in range(100)]
+    for m in members:
+        ticker.add(m)
+    assert sorted(len(g) for g in ticker._groups) == [12, 12, 12, 12, 13, 13, 13, 13]
+    await asyncio.sleep(0.5)
+    for m in members:
+        ticker.discard(m)
+    assert ticker._handle is None
+    assert all(23 <= len(m.times) <= 26 for m in members)
+
+
+async def test_a_stall_skips_ticks_instead_of_bursting() -> None:
+    ticker = Ticker(asyncio.get_running_loop())
+    m = Member()
+    ticker.add(m)
+    await asyncio.sleep(0.1)
+    time.sleep(0.1)  # the loop is blocked for five periods
+    stall_end = time.monotonic()
+    await asyncio.sleep(0.2)
+    ticker.discard(m)
+    gaps = [b - a for a, b in itertools.pairwise(m.times)]
+    assert max(gaps) > 0.09  # the stall shows
+    after = [t for t in m.times if stall_end <= t < stall_end + 0.060]
+    assert (
+        len(after) <= 4
+    )  # the late tick and the next ones on schedule, not five missed ones at once
+    assert ticker.skipped >= 3
+    assert ticker.lateness(1.0) > 0.05
+    assert abs(sum(gaps[-5:]) / 5 - 0.020) < 0.004  # back on the 20 ms grid
+
+
+async def test_idle_ticker_has_no_timer_and_is_shared_per_loop() -> None:
+    ticker = get_ticker()
+    assert ticker is get_ticker(asyncio.get_running_loop())
+    m = Member()
+    ticker.add(m)
+    ticker.discard(m)
+    assert ticker._handle is None

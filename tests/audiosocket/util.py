@@ -1,0 +1,65 @@
+"""Helpers for the AudioSocket tests: test audio, a raw misbehaving peer, and echo checking."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import numpy as np
+
+from audionet.audiosocket.proto import encode_uuid
+
+FRAME = 320
+
+
+def tagged_audio(seconds: float, seed: int = 1, rate: int = 8000) -> bytes:
+    """Distinct non-silent audio: no 20 ms frame of it is all zeros."""
+    n = int(seconds * rate)
+    rng = np.random.default_rng(seed)
+    return (rng.integers(1, 3000, n) * rng.choice([-1, 1], n)).astype("<i2").tobytes()
+
+
+def strip_silence(received: bytes | bytearray, frame: int = FRAME) -> bytes:
+    """The received audio without the all-zero frames the paced clock sends when idle."""
+    zero = bytes(frame)
+    return b"".join(
+        received[i : i + frame]
+        for i in range(0, len(received), frame)
+        if received[i : i + frame] != zero
+    )
+
+
+class RawPeer:
+    """A raw TCP peer that can break the protocol on purpose."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int, send_uuid: bool = True) -> RawPeer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        peer = cls(reader, writer)
+        if send_uuid:
+            peer.send(encode_uuid(uuid.uuid4()))
+        return peer
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def read_all(self, timeout: float = 5.0) -> bytes:
+        """Everything until the server closes."""
+        return await asyncio.wait_for(self.reader.read(), timeout)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def ends_with_hangup(data: bytes) -> bool:
+    """Whether a server's byte stream is well formed and ends with exactly one hangup message."""
+    pos = 0
+    last = None
+    while pos + 3 <= len(data):
+        last = data[pos]
+        pos += 3 + int.from_bytes(data[pos + 1 : pos + 3], "big")
+    return pos == len(data) and last == 0
