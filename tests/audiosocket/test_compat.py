@@ -7,9 +7,12 @@ import contextlib
 import uuid
 from typing import Any
 
+import pytest
+
 import audionet.audiosocket as audiosocket
 from audionet.audiosocket import connect
 from audionet.audiosocket.proto import encode_error
+from audionet.errors import ConfigError
 
 from .util import RawPeer, strip_silence, tagged_audio
 
@@ -49,11 +52,33 @@ async def test_seed_style_echo_server() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await serving
     assert strip_silence(call.received) == pcm and call.violations == []
-    # the seed's uuid: "a hexadecimal string" (bytes.hex(), 32 digits, no dashes)
-    assert list(cb.calls) == [uid.hex] and cb.ended == [uid.hex]
-    peer, kind = cb.calls[uid.hex][0]
+    # the UUID in its canonical 36-character form, as the dialplan writes it (SPEC §4)
+    assert list(cb.calls) == [str(uid)] and cb.ended == [str(uid)]
+    peer, kind = cb.calls[str(uid)][0]
     assert peer[0] == "127.0.0.1" and kind is bytearray
     assert cb.errors == []
+
+
+async def test_seed_hex_uuid_on_request() -> None:
+    cb = EchoCallbacks()
+    server = await audiosocket.start_server(
+        cb.on_audio, cb.on_exception, "127.0.0.1", 0, uuid_format="hex"
+    )
+    serving = asyncio.create_task(server.serve_forever())
+    uid = uuid.uuid4()
+    call = await connect("127.0.0.1", server.sockets[0].getsockname()[1], uid)
+    call.send_audio(tagged_audio(0.1))
+    await call.drain()
+    await asyncio.sleep(0.2)
+    await call.hangup()
+    await asyncio.sleep(0.1)
+    serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
+    # code written against the seed's bytes.hex(): 32 digits, no dashes
+    assert list(cb.calls) == [uid.hex] and cb.ended == [uid.hex]
+    with pytest.raises(ConfigError, match="uuid_format"):
+        await audiosocket.start_server(cb.on_audio, None, "127.0.0.1", 0, uuid_format="braces")
 
 
 SAMPLE_SONG = tagged_audio(0.5, seed=3)
@@ -159,5 +184,5 @@ async def test_a_call_ended_by_a_protocol_error_still_gets_the_empty_bytearray()
     assert (await peer.read_all()).endswith(b"\x00\x00\x00")
     server.close()
     await server.wait_closed()
-    assert len(cb.ended) == 1 and len(cb.ended[0]) == 32
+    assert len(cb.ended) == 1 and len(cb.ended[0]) == 36
     assert isinstance(cb.errors[0][2], audiosocket.AudioSocketReadError)

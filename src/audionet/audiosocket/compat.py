@@ -4,8 +4,10 @@
     await server.serve_forever()
 
 ``on_audio(uuid, peer_name, audio)`` is called with each piece of audio as a ``bytearray``; ``uuid``
-is the call's UUID as the seed gave it, a 32-digit hexadecimal string (``uuid.UUID.hex``, no dashes),
-``peer_name`` the caller's ``(host, port)``. After the call ends it is called once more with an empty
+is the call's UUID as a hexadecimal string in the canonical 36-character form (``str(uuid.UUID)``, the
+form the dialplan's ``AudioSocket(<uuid>,host:port)`` argument has; SPEC §4). Code written against the
+seed's 32 digits without dashes (``bytes.hex()``) passes ``uuid_format="hex"``.
+``peer_name`` is the caller's ``(host, port)``. After the call ends it is called once more with an empty
 ``bytearray``. It may return audio to send back (8 kHz s16le; any length, split into messages as
 needed), or :data:`HANGUP_CALL_MESSAGE` / an empty ``bytearray`` to hang up. ``on_exception(uuid,
 peer_name, error)`` receives every error of a call. Both may be plain functions or coroutines.
@@ -14,8 +16,9 @@ What differs from the seed, on purpose: returned audio goes out through the call
 (Asterisk plays whatever arrives at once, so unpaced audio is heard as its tail only), silence is sent
 while nothing is queued (Asterisk's ``Dial()`` path sends no audio until the server does), messages
 split anywhere by TCP are reassembled, and a bad call is ended alone. Keyword arguments named like
-:class:`~audionet.audiosocket.server.ServerConfig` fields (``max_calls``, ``input_codec``, ...) and
-``on_dtmf(uuid, peer_name, digit)`` configure audionet; all others go to ``loop.create_server``.
+:class:`~audionet.audiosocket.server.ServerConfig` fields (``max_calls``, ``input_codec``, ...),
+``on_dtmf(uuid, peer_name, digit)`` and ``uuid_format`` (``"canonical"`` or ``"hex"``) configure
+audionet; all others go to ``loop.create_server``.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ from typing import Any
 from audionet.audiosocket.call import Call, CallEvent
 from audionet.audiosocket.proto import Audio, Dtmf, Error, ErrorCode, Hangup
 from audionet.audiosocket.server import AudioSocketServer, ServerConfig
-from audionet.errors import LocalProtocolError, RemoteProtocolError
+from audionet.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 
 log = logging.getLogger(__name__)
 
 HANGUP_CALL_MESSAGE = b""
 """Return this from ``on_audio`` to hang up the call."""
+
+#: How ``uuid`` reaches the callbacks: ``str(uuid.UUID)`` (36 characters) or ``uuid.UUID.hex`` (32).
+UUID_FORMATS = ("canonical", "hex")
 
 #: The seed sent returned audio at once; we queue it for the paced clock, so allow a long prompt.
 COMPAT_QUEUE_SECONDS = 30.0
@@ -72,7 +78,11 @@ class SeedHandler:
         on_audio: AudioCallback,
         on_exception: ExceptionCallback | None,
         on_dtmf: Callable[[str, Any, str], Any] | None = None,
+        uuid_format: str = "canonical",
     ) -> None:
+        if uuid_format not in UUID_FORMATS:
+            raise ConfigError(f"uuid_format must be one of {UUID_FORMATS}, not {uuid_format!r}")
+        self.hex_uuid = uuid_format == "hex"
         self.on_audio = on_audio
         self.on_exception = on_exception
         self.on_dtmf = on_dtmf
@@ -81,7 +91,7 @@ class SeedHandler:
     # -- CallHandler -------------------------------------------------------------------------------
 
     def started(self, call: Call) -> None:
-        call.state = call.uuid.hex
+        call.state = call.uuid.hex if self.hex_uuid else str(call.uuid)
 
     def event(self, call: Call, event: CallEvent) -> None:
         uid: str = call.state
@@ -177,7 +187,8 @@ async def start_server(
     ``wait_closed()``, ``sockets``), as the seed's did.
     """
     on_dtmf = kwargs.pop("on_dtmf", None)
+    uuid_format = kwargs.pop("uuid_format", "canonical")
     kwargs.setdefault("queue_seconds", COMPAT_QUEUE_SECONDS)
     config, server_kwargs = ServerConfig.split(kwargs)
-    handler = SeedHandler(on_audio_callback, on_exception_callback, on_dtmf)
+    handler = SeedHandler(on_audio_callback, on_exception_callback, on_dtmf, uuid_format)
     return await AudioSocketServer(handler, config).start(host, port, **server_kwargs)
