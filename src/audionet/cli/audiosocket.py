@@ -9,10 +9,10 @@ import logging
 import multiprocessing
 import signal
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from audionet.aio import LOOPS, run
 from audionet.cli.main import add_command, add_group
 from audionet.errors import ConfigError
 
@@ -111,23 +111,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _loop_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--loop",
-        choices=["auto", "asyncio", "uvloop"],
+        choices=LOOPS,
         default="auto",
         help="event loop (auto: uvloop if installed)",
     )
-
-
-def run(coro: Coroutine[Any, Any, T], loop: str = "auto") -> T:
-    """Run ``coro`` on the chosen event loop."""
-    if loop in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if loop == "uvloop":
-                raise ConfigError("uvloop is not installed: pip install 'audionet[fast]'") from None
-        else:
-            return uvloop.run(coro)
-    return asyncio.run(coro)
 
 
 def parse_address(address: str) -> tuple[str, int]:

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
+from audionet.aio import run
 from audionet.cli.main import add_command, add_group
 from audionet.errors import ConfigError
-
-T = TypeVar("T")
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop when it is installed (the ``fast`` extra), else on asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 def _format(text: str) -> int:
@@ -75,7 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    run_async(serve(opts, on_ready=ready))
+    run(serve(opts, on_ready=ready))
     return 0
 
 
@@ -107,7 +95,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                 highlight=False,
             )
 
-    report = run_async(
+    report = run(
         play(settings, args.server, lambda fmt: open_sink(args.out, fmt), args.duration, status)
     )
     if show:
@@ -126,7 +114,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from audionet.dns.info import zone_info
 
     host, port = parse_server(args.server)
-    for info in run_async(zone_info(args.zone, DnsFetcher(host, port))):
+    for info in run(zone_info(args.zone, DnsFetcher(host, port))):
         print(info.describe())
     return 0
 

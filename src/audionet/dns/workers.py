@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
+from audionet.aio import run
 from audionet.dns.proto.snapshot import Change, SnapshotBuilder
 from audionet.dns.server import DnsServer
 
@@ -57,12 +58,7 @@ def _worker(zone: str, ns_address: str, host: str, port: int, conn: Connection) 
         await stop.wait()
         await server.close()
 
-    try:
-        import uvloop
-
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
+    run(main())
 
 
 class WorkerPool:
