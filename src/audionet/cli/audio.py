@@ -6,16 +6,15 @@ import argparse
 
 from audionet.audio.analysis import dominant_frequency, level_dbfs
 from audionet.audio.codecs import CODECS, get_codec
-from audionet.audio.codecs.opus import OPUS_RATES
 from audionet.audio.format import AudioFormat
-from audionet.audio.sources import FileSource, ToneSource, WavSource
-from audionet.audio.wav import write_wav
 from audionet.cli.main import add_command, add_group
-from audionet.errors import AudioError
 
 
 def read_any(path: str) -> tuple[AudioFormat, bytes]:
     """A whole audio file as s16le: WAV directly, anything else through FFmpeg."""
+    from audionet.audio.sources import FileSource, WavSource
+    from audionet.errors import AudioError
+
     try:
         src: WavSource | FileSource = WavSource(path)
     except AudioError:
@@ -25,6 +24,9 @@ def read_any(path: str) -> tuple[AudioFormat, bytes]:
 
 
 def cmd_tone(args: argparse.Namespace) -> int:
+    from audionet.audio.sources import ToneSource
+    from audionet.audio.wav import write_wav
+
     fmt = AudioFormat(args.rate, args.channels)
     with ToneSource(args.freq, fmt, seconds=args.seconds, amplitude=args.amplitude) as src:
         pcm = src.read(fmt.frames_for(args.seconds))
@@ -34,7 +36,10 @@ def cmd_tone(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    # PyAV (FFmpeg) is imported only by the commands that use it, not by every ``audionet`` run.
+    from audionet.audio.codecs.opus import OPUS_RATES
     from audionet.audio.resample import resample
+    from audionet.audio.wav import write_wav
 
     in_fmt, pcm = read_any(args.input)
     rate = args.rate

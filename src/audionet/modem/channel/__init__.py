@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import butter, lfilter, sosfilt, sosfilt_zi
 
 from audionet.audio.codecs.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from audionet.errors import ConfigError
@@ -188,6 +187,12 @@ class Channel:
         self._drift = (
             FractionalResampler(1.0 / (1.0 + config.drift_ppm * 1e-6)) if config.drift_ppm else None
         )
+        # scipy.signal takes about a second to import: only a channel that is used pays for it,
+        # not every program that imports this module (the CLI imports it to list the profiles).
+        from scipy import signal
+
+        self._signal = signal
+        butter, sosfilt_zi = signal.butter, signal.sosfilt_zi
         self._phone: tuple[FractionalResampler, FractionalResampler] | None = None
         self._phone_sos: F64 | None = None
         if config.telephone and rate != PHONE_RATE:
@@ -222,7 +227,7 @@ class Channel:
             down, _ = self._phone
             x = np.concatenate((down.process(x), down.flush())) if final else down.process(x)
         if x.size:
-            x, self._phone_zi = sosfilt(self._phone_sos, x, zi=self._phone_zi)
+            x, self._phone_zi = self._signal.sosfilt(self._phone_sos, x, zi=self._phone_zi)
         pcm = np.clip(np.rint(x * 32767.0), -32768, 32767).astype("<i2").tobytes()
         if self.config.telephone_law == "ulaw":
             pcm = ulaw_decode(ulaw_encode(pcm))
@@ -251,7 +256,7 @@ class Channel:
         if x.size == 0:
             return x
         for i, (sos, zi) in enumerate(self._filters):
-            filtered, zi = sosfilt(sos, x, zi=zi)
+            filtered, zi = self._signal.sosfilt(sos, x, zi=zi)
             self._filters[i] = (sos, zi)
             x = np.asarray(filtered, dtype=np.float64)
         if self.config.invert:
@@ -279,7 +284,7 @@ class Channel:
             hits = self._click_rng.random(x.size) < cfg.impulse_rate / self.rate
             amp = self._click_amp_rng.uniform(-1.0, 1.0, x.size)
             spikes = np.where(hits, cfg.impulse_level * (0.5 + 0.5 * np.abs(amp)) * np.sign(amp), 0)
-            clicks, self._click_zi = lfilter(
+            clicks, self._click_zi = self._signal.lfilter(
                 [1.0], [1.0, -self._click_a], spikes, zi=self._click_zi
             )
             y = y + clicks
