@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
 
 import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from audionet.audio.sources import ToneSource
+from audionet.dns.broadcast import Broadcaster, ServeOptions
 from audionet.dns.proto.client import Failure, Request, StreamClient
 from audionet.dns.proto.snapshot import Snapshot
 
@@ -84,3 +89,22 @@ class SinkBox:
     def __call__(self, fmt) -> MemorySink:
         self.sink = MemorySink(fmt)
         return self.sink
+
+
+@contextlib.asynccontextmanager
+async def broadcast(
+    options: ServeOptions, prefill: float = 3.0, epoch: int | None = None
+) -> AsyncIterator[Broadcaster]:
+    """A station streaming a 440 Hz tone with ``prefill`` seconds already published, for a test."""
+    b = Broadcaster(options, epoch=epoch)
+    src = ToneSource(440, b.codec.format)
+    b.prefill(src, prefill)
+    started = asyncio.Event()
+    task = asyncio.create_task(b.run(src, started))
+    await started.wait()
+    try:
+        yield b
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

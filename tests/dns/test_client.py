@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 
 from audionet.audio.analysis import dominant_frequency
-from audionet.audio.sources import ToneSource
-from audionet.dns.broadcast import Broadcaster, ServeOptions
+from audionet.dns.broadcast import ServeOptions
 from audionet.dns.client import DnsFetcher, Player, parse_server
 from audionet.dns.errors import KeyRequiredError, WrongKeyError
 from audionet.dns.proto import b91, v2
 from audionet.dns.proto.client import ClientSettings, Failure
 from audionet.errors import ConfigError
-from tests.dns.helpers import SinkBox
+from tests.dns.helpers import SinkBox, broadcast
 
 ZONE = "radio.example.org"
 
 
-@contextlib.asynccontextmanager
-async def broadcasting(
+def broadcasting(
     version: int = 2,
     key: str | None = None,
     port: int = 0,
@@ -29,18 +26,8 @@ async def broadcasting(
     epoch=None,
     **options,
 ):
-    b = Broadcaster(ServeOptions(ZONE, port=port, version=version, key=key, **options), epoch=epoch)
-    src = ToneSource(440, b.codec.format)
-    b.prefill(src, prefill)
-    started = asyncio.Event()
-    task = asyncio.create_task(b.run(src, started))
-    await started.wait()
-    try:
-        yield b
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    opts = ServeOptions(ZONE, port=port, version=version, key=key, **options)
+    return broadcast(opts, prefill, epoch)
 
 
 async def listen(port: int, seconds: float, status=None, **kw) -> tuple[object, bytes, object]:
@@ -127,22 +114,12 @@ def test_parse_server() -> None:
 
 
 async def test_codec2_stream_and_ipv6() -> None:
-    b = Broadcaster(ServeOptions(ZONE, address="::1", port=0, codec="codec2"))
-    src = ToneSource(440, b.codec.format)
-    b.prefill(src, 3.0)
-    started = asyncio.Event()
-    task = asyncio.create_task(b.run(src, started))
-    await started.wait()
-    try:
+    async with broadcast(ServeOptions(ZONE, address="::1", port=0, codec="codec2")) as b:
         box = SinkBox()
         settings = ClientSettings(ZONE, target_seconds=1.0)
         report = await Player(settings, DnsFetcher("::1", b.server.address[1]), box).run(
             2.0, give_up=10
         )
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     assert box.sink is not None and box.sink.format.rate == 8000
     assert report.underruns == 0 and report.seconds == pytest.approx(2.0, abs=0.05)
     assert (

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 from pathlib import Path
 
 import dns.message
@@ -12,8 +10,7 @@ import dns.rdatatype
 import pytest
 
 from audionet.audio.analysis import dominant_frequency
-from audionet.audio.sources import ToneSource
-from audionet.dns.broadcast import Broadcaster, ServeOptions
+from audionet.dns.broadcast import ServeOptions
 from audionet.dns.client import DnsFetcher, Player
 from audionet.dns.errors import DnsError
 from audionet.dns.localresolver import run_resolver
@@ -21,7 +18,7 @@ from audionet.dns.proto.client import ClientSettings
 from audionet.dns.publish import DynamicPublisher, TsigKey, build_update
 from audionet.errors import ConfigError
 from tests.conftest import require_binary
-from tests.dns.helpers import SinkBox
+from tests.dns.helpers import SinkBox, broadcast
 
 ZONE = "pub.example.com"
 SECRET = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -63,13 +60,7 @@ async def test_bind_primary_carries_the_stream(tmp_path: Path) -> None:
     key = ("up", SECRET, "hmac-sha256")
     with run_resolver("named-primary", binary, tmp_path / "bind", ZONE, 0, key) as bind_port:
         opts = ServeOptions(ZONE, port=0, publish=("127.0.0.1", bind_port, TsigKey(*key)))
-        b = Broadcaster(opts)
-        src = ToneSource(440, b.codec.format)
-        b.prefill(src, 3.0)
-        started = asyncio.Event()
-        task = asyncio.create_task(b.run(src, started))
-        await started.wait()
-        try:
+        async with broadcast(opts) as b:
             box = SinkBox()
             settings = ClientSettings(ZONE, target_seconds=1.0)
             # The listener asks BIND, not our server.
@@ -77,10 +68,6 @@ async def test_bind_primary_carries_the_stream(tmp_path: Path) -> None:
             report = await player.run(4.0, give_up=15)
             assert b.dynamic is not None and b.dynamic.sent > 3 and b.dynamic.failed == 0
             assert b.metrics.total == 0  # nobody asked our own server
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         assert box.sink is not None
         assert abs(dominant_frequency(box.sink.pcm, box.sink.format) - 440) < 3
         assert report.underruns == 0 and report.concealed == 0

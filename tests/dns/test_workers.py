@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import dns.asyncquery
 import dns.message
 import dns.rcode
 
-from audionet.audio.sources import ToneSource
-from audionet.dns.broadcast import Broadcaster, ServeOptions
+from audionet.dns.broadcast import ServeOptions
 from audionet.dns.proto import v2
+from tests.dns.helpers import broadcast
 
 ZONE = "workers.example.com"
 
 
 async def test_all_workers_answer_current_records() -> None:
-    b = Broadcaster(ServeOptions(ZONE, port=0, workers=3))
-    src = ToneSource(440, b.codec.format)
-    b.prefill(src, 2.0)
-    started = asyncio.Event()
-    task = asyncio.create_task(b.run(src, started))
-    await started.wait()
-    try:
+    async with broadcast(ServeOptions(ZONE, port=0, workers=3), prefill=2.0) as b:
         port = b.server.address[1]
         await asyncio.sleep(1.0)
         seen_index: set[str] = set()
@@ -45,7 +38,3 @@ async def test_all_workers_answer_current_records() -> None:
         answered_elsewhere = 120 - (b.metrics.total - answered_by_main)
         assert answered_elsewhere > 10  # the workers took part
         assert b.pool is not None
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
