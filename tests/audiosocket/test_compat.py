@@ -36,21 +36,29 @@ class EchoCallbacks:
         self.errors.append((uuid, peer_name, error))
 
 
-async def test_seed_style_echo_server() -> None:
-    cb = EchoCallbacks()
-    server = await audiosocket.start_server(cb.on_audio, cb.on_exception, "127.0.0.1", 0)
+async def seed_echo_call(
+    cb: EchoCallbacks, pcm: bytes, settle: float, **kwargs: Any
+) -> tuple[uuid.UUID, Any]:
+    """One Asterisk-like call sending ``pcm`` to a seed-API echo server, then a hangup."""
+    server = await audiosocket.start_server(cb.on_audio, cb.on_exception, "127.0.0.1", 0, **kwargs)
     serving = asyncio.create_task(server.serve_forever())
     uid = uuid.uuid4()
     call = await connect("127.0.0.1", server.sockets[0].getsockname()[1], uid)
-    pcm = tagged_audio(0.6)
     call.send_audio(pcm)
     await call.drain()
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(settle)
     await call.hangup()
     await asyncio.sleep(0.1)
     serving.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await serving
+    return uid, call
+
+
+async def test_seed_style_echo_server() -> None:
+    cb = EchoCallbacks()
+    pcm = tagged_audio(0.6)
+    uid, call = await seed_echo_call(cb, pcm, 0.3)
     assert strip_silence(call.received) == pcm and call.violations == []
     # the UUID in its canonical 36-character form, as the dialplan writes it (SPEC §4)
     assert list(cb.calls) == [str(uid)] and cb.ended == [str(uid)]
@@ -61,20 +69,7 @@ async def test_seed_style_echo_server() -> None:
 
 async def test_seed_hex_uuid_on_request() -> None:
     cb = EchoCallbacks()
-    server = await audiosocket.start_server(
-        cb.on_audio, cb.on_exception, "127.0.0.1", 0, uuid_format="hex"
-    )
-    serving = asyncio.create_task(server.serve_forever())
-    uid = uuid.uuid4()
-    call = await connect("127.0.0.1", server.sockets[0].getsockname()[1], uid)
-    call.send_audio(tagged_audio(0.1))
-    await call.drain()
-    await asyncio.sleep(0.2)
-    await call.hangup()
-    await asyncio.sleep(0.1)
-    serving.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await serving
+    uid, _ = await seed_echo_call(cb, tagged_audio(0.1), 0.2, uuid_format="hex")
     # code written against the seed's bytes.hex(): 32 digits, no dashes
     assert list(cb.calls) == [uid.hex] and cb.ended == [uid.hex]
     with pytest.raises(ConfigError, match="uuid_format"):
