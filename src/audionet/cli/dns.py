@@ -81,6 +81,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         version=_format(args.format),
         passphrase=args.key,
         target_seconds=args.target,
+        fresh_index=args.fresh_index,
     )
     show = console.is_terminal and args.out != "-"
 
@@ -106,6 +107,18 @@ def cmd_play(args: argparse.Namespace) -> int:
         f"{report.failures} failed, {report.tcp_fallbacks} over TCP, {report.bytes} bytes",
         highlight=False,
     )
+    if report.target > args.target + 0.01:
+        console.print(
+            f"note: after underruns the buffer target grew from {args.target:.1f} s to "
+            f"{report.target:.1f} s (start with a larger --target to avoid them)",
+            highlight=False,
+        )
+    if report.fresh_index and args.fresh_index == "auto":
+        console.print(
+            "note: the resolver held the index past its 1 s TTL, so it was read under fresh names "
+            "(each such read reaches the server; --fresh-index always starts that way)",
+            highlight=False,
+        )
     return 0
 
 
@@ -206,6 +219,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     play_cmd.add_argument(
         "--target", type=float, default=3.0, help="seconds buffered before playing (default 3)"
+    )
+    play_cmd.add_argument(
+        "--fresh-index",
+        default="auto",
+        choices=["auto", "always", "never"],
+        help="v2: read the index as <nonce>.index.STREAM.ZONE, a name no resolver has cached, so a "
+        "resolver that keeps answers longer than their TTL (Knot Resolver: 5 s at least) cannot "
+        "hold playback back; auto (default) switches to it when the index stops advancing",
     )
 
     info = add_command(

@@ -96,6 +96,8 @@ class PlayReport:
     packs_lost: int
     restarts: int
     tcp_fallbacks: int
+    fresh_index: bool = False  #: v2 index read under fresh names (see ClientSettings.fresh_index)
+    target: float = 0.0  #: the jitter buffer's target at the end, seconds (it grows on underruns)
 
 
 class DnsFetcher:
@@ -307,6 +309,8 @@ class Player:
             packs_lost=st.packs_lost,
             restarts=st.restarts,
             tcp_fallbacks=self.fetcher.tcp_fallbacks,
+            fresh_index=st.fresh_index,
+            target=jb.target * self.client.frame_seconds,
         )
 
     def _status(self, elapsed: float) -> PlayStatus:

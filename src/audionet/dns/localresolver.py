@@ -1,6 +1,8 @@
 """Real DNS daemons started on loopback, for tests, benchmarks and trying AoDNS through a resolver.
 
-unbound runs with a stub zone pointing at our server, BIND ``named`` as a forwarding resolver, NSD as
+unbound runs with a stub zone pointing at our server, BIND ``named`` as a forwarding resolver, Knot
+Resolver ``kresd`` with a STUB policy for the zone (its defaults kept: answers are cached at least
+5 s whatever their TTL), NSD as
 an authoritative peer serving a zone file (for the benchmark); each in its own directory, on a free
 high port, without DNSSEC validation for the zone, privilege dropping, chroot or remote control.
 They are stopped by their own process id on exit.
@@ -87,6 +89,16 @@ controls {{ }};
 """
 
 
+def kresd_conf(workdir: Path, port: int, zone: str, upstream: int) -> str:
+    """Knot Resolver 5 (Lua): the zone's queries go to our server; the cache keeps its defaults."""
+    return f"""net.ipv6 = false
+net.listen('127.0.0.1', {port}, {{ kind = 'dns' }})
+cache.open(16 * MB, 'lmdb://{workdir}/cache')
+trust_anchors.remove('.')
+policy.add(policy.suffix(policy.STUB({{'127.0.0.1@{upstream}'}}), {{todname('{zone}.')}}))
+"""
+
+
 def nsd_conf(workdir: Path, port: int, zone: str, zonefile: Path, servers: int = 1) -> str:
     """NSD as a plain authoritative server; ``rrl-ratelimit: 0`` turns response rate limiting off."""
     return f"""server:
@@ -168,7 +180,7 @@ def start_resolver(
     key: tuple[str, str, str] | None = None,
     servers: int = 1,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``unbound`` or ``named`` forwarding ``zone`` to ``127.0.0.1:upstream`` (not waited for)."""
+    """Start ``unbound``, ``named`` or ``kresd`` forwarding ``zone`` to ``127.0.0.1:upstream`` (not waited for)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = workdir / f"{kind}.conf"
@@ -178,6 +190,9 @@ def start_resolver(
     elif kind == "named":
         conf.write_text(named_conf(workdir, port, upstream))
         cmd = [binary, "-g", "-c", str(conf), "-n", "1"]
+    elif kind == "kresd":
+        conf.write_text(kresd_conf(workdir, port, zone, upstream))
+        cmd = [binary, "-n", "-c", str(conf), str(workdir)]
     elif kind == "named-primary":
         if key is None:
             raise ValueError("named-primary needs a TSIG key (name, secret, algorithm)")
@@ -189,7 +204,7 @@ def start_resolver(
         conf.write_text(nsd_conf(workdir, port, zone, workdir / f"{zone}.zone", servers))
         cmd = [binary, "-d", "-c", str(conf)]
     else:
-        raise ValueError(f"unknown daemon {kind!r}: unbound, named or nsd")
+        raise ValueError(f"unknown daemon {kind!r}: unbound, named, kresd or nsd")
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), port
 
 

@@ -142,3 +142,75 @@ def test_v1_gone_packs_are_skipped() -> None:
     got = numbers(items)
     assert got == sorted(got)
     assert client.stats.packs_lost >= 2
+
+
+class HeldIndex:
+    """A resolver that keeps ``index.S.Z`` for ``hold`` seconds whatever its TTL (Knot Resolver
+    keeps every answer at least 5 s); other names, fresh index names included, pass through."""
+
+    def __init__(self, pub: ZonePublisher, hold: float) -> None:
+        self.pub = pub
+        self.hold = hold
+        self.cached: tuple[float, object] | None = None
+        self.names: list[str] = []
+
+    def serve(self, client: StreamClient, req, now: float) -> None:
+        self.names.append(req.name)
+        snap = self.pub.snapshot()
+        if req.name == f"index.main.{ZONE}":
+            if self.cached is None or now - self.cached[0] >= self.hold:
+                self.cached = (now, snap)
+            snap = self.cached[1]
+        serve_request(client, snap, req, now)  # type: ignore[arg-type]
+
+
+def run_held(mode: str, hold: float, seconds: float) -> tuple[StreamClient, HeldIndex, list]:
+    pub = ZonePublisher(ZONE)
+    st = pub.add_v2("main", v2.StreamConfig(), epoch=5)
+    for i in range(200):
+        st.feed(frame_bytes(i))
+    resolver = HeldIndex(pub, hold)
+    client = StreamClient(
+        ClientSettings(ZONE, target_seconds=3.0, fresh_index=mode, max_target_factor=1.0)
+    )
+    played = []
+    now, n = 0.0, 200
+    while now < seconds:
+        st.feed(frame_bytes(n))
+        n += 1
+        for req in client.requests(now):
+            resolver.serve(client, req, now)
+        if client.ready:
+            played.append(client.playout())
+        now += FRAME
+    return client, resolver, played
+
+
+def test_auto_reads_the_index_under_fresh_names_when_a_resolver_holds_it() -> None:
+    client, resolver, _ = run_held("auto", hold=5.0, seconds=30.0)
+    assert client.stats.fresh_index
+    assert client.jitter.underruns == 0
+    fresh = [n for n in resolver.names if n.endswith(f".index.main.{ZONE}")]
+    assert len(fresh) > 30 and len(set(fresh)) == len(fresh)  # every read a new name
+    assert all(len(n.split(".")[0]) <= 63 for n in fresh)
+
+
+def test_never_underruns_behind_a_held_index_and_auto_stays_plain_without_one() -> None:
+    client, resolver, _ = run_held("never", hold=5.0, seconds=30.0)
+    assert not client.stats.fresh_index
+    assert client.jitter.underruns > 0  # what "auto" avoids
+    assert all(not n.endswith(f".index.main.{ZONE}") for n in resolver.names)
+    client, resolver, _ = run_held("auto", hold=1.0, seconds=30.0)  # the TTL honoured
+    assert not client.stats.fresh_index
+    assert client.jitter.underruns == 0
+
+
+def test_always_starts_with_fresh_names_one_read_at_a_time() -> None:
+    client = StreamClient(ClientSettings(ZONE, fresh_index="always", target_seconds=1.0))
+    client.frame_seconds = FRAME  # as if the config had been read
+    first = [r for r in client.requests(0.0) if r.kind is Kind.INDEX]
+    again = [r for r in client.requests(1.0) if r.kind is Kind.INDEX]  # the first not answered
+    assert len(first) == 1 and first[0].name.endswith(f".index.main.{ZONE}")
+    assert again == []
+    with pytest.raises(ValueError, match="fresh_index"):
+        ClientSettings(ZONE, fresh_index="sometimes")

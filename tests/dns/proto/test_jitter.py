@@ -57,3 +57,38 @@ def test_any_arrival_order_before_start(order: list[int]) -> None:
     for n in order:
         jb.put(n, bytes([n]))
     assert [jb.pop().packet for _ in range(30)] == [bytes([n]) for n in range(30)]
+
+
+def test_target_grows_by_half_per_recurring_underrun_up_to_max() -> None:
+    jb = JitterBuffer(target=4, max_target=8, window=50)
+    n = 0
+    targets = []
+    for _ in range(5):
+        for _ in range(jb.target):
+            jb.put(n, b"x")
+            n += 1
+        while jb.pop().kind is not ItemKind.WAIT:
+            pass
+        targets.append(jb.target)
+    assert targets == [4, 6, 8, 8, 8]  # the first underrun alone is no pattern
+    assert jb.underruns == 5
+
+
+def test_underruns_far_apart_leave_the_target_alone() -> None:
+    jb = JitterBuffer(target=2, max_target=8, window=10)
+    n = 0
+    for _ in range(3):
+        for _ in range(12):  # more than ``window`` frames between underruns
+            jb.put(n, b"x")
+            n += 1
+        while jb.pop().kind is not ItemKind.WAIT:
+            pass
+    assert jb.underruns == 3 and jb.target == 2
+
+
+def test_fixed_target_without_max() -> None:
+    jb = JitterBuffer(target=2)
+    jb.put(0, b"x")
+    jb.put(1, b"x")
+    jb.pop(), jb.pop(), jb.pop()
+    assert jb.underruns == 1 and jb.target == 2

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audionet.dns.proto import wire
+from audionet.dns.proto import v2, wire
 from audionet.dns.proto.publisher import ZonePublisher
 from audionet.dns.proto.snapshot import NEGATIVE_TTL, SnapshotBuilder
 from audionet.dns.proto.wire import MalformedQuery, NotAQuery, parse_query
@@ -229,3 +229,48 @@ def test_snapshots_are_immutable_and_independent() -> None:
     assert dns.message.from_wire(before.respond(q.to_wire())[0]).rcode() == dns.rcode.NXDOMAIN
     r = dns.message.from_wire(after.respond(q.to_wire(), 65535)[0])
     assert r.rcode() == 0 and len(r.answer[0]) > 5
+
+
+def wildcard_snapshot():
+    b = SnapshotBuilder(ZONE)
+    b.set_txt(f"index.main.{ZONE}", 1, [(b"epoch=00000001 first=0 count=3",)])
+    b.set_txt(f"*.index.main.{ZONE}", 1, [(b"epoch=00000001 first=0 count=3",)])
+    b.set_txt(f"p1-00000001.main.{ZONE}", 30, [(b"pack",)])
+    return b.build()
+
+
+@pytest.mark.parametrize("label", ["a1b2c3", "X-Y", "deep.er"])
+def test_wildcard_answers_any_name_it_covers_owned_by_the_question(label: str) -> None:
+    snap = wildcard_snapshot()
+    name = f"{label}.InDeX.main.{ZONE}."
+    q = dns.message.make_query(name, "TXT", use_edns=0, payload=1232)
+    r, rcode = respond(snap, q)
+    assert rcode == dns.rcode.NOERROR and q.is_response(r)
+    assert r.answer[0].name.to_text() == name  # synthesised with the owner as asked (RFC 4592)
+    assert [rd.strings for rd in r.answer[0]] == [(b"epoch=00000001 first=0 count=3",)]
+    assert r.flags & dns.flags.AA
+
+
+def test_wildcard_other_types_nodata_and_no_wildcard_nxdomain() -> None:
+    snap = wildcard_snapshot()
+    r, _ = respond(snap, dns.message.make_query(f"abc.index.main.{ZONE}", "A"))
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer  # the wildcard owns only TXT
+    # The index itself is answered from its own record, and names beside the wildcard's
+    # parent (no "*" there) stay NXDOMAIN.
+    r, _ = respond(snap, dns.message.make_query(f"index.main.{ZONE}", "TXT"))
+    assert r.answer[0].name.to_text() == f"index.main.{ZONE}."
+    for name in (f"x.p1-00000001.main.{ZONE}", f"x.main.{ZONE}", f"x.{ZONE}"):
+        r, _ = respond(snap, dns.message.make_query(name, "TXT"))
+        assert r.rcode() == dns.rcode.NXDOMAIN, name
+
+
+def test_publisher_serves_the_index_under_fresh_names() -> None:
+    pub = ZonePublisher(ZONE)
+    st = pub.add_v2("main", v2.StreamConfig(), epoch=7)
+    for i in range(50):
+        st.feed(bytes([i]) * 60)
+    snap = pub.snapshot()
+    plain, _ = respond(snap, dns.message.make_query(f"index.main.{ZONE}", "TXT"))
+    fresh, _ = respond(snap, dns.message.make_query(f"n0nce1.index.main.{ZONE}", "TXT"))
+    assert [rd.strings for rd in fresh.answer[0]] == [rd.strings for rd in plain.answer[0]]
+    assert b"count=" in fresh.answer[0][0].strings[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from dataclasses import dataclass
 from enum import Enum
 
@@ -52,6 +53,15 @@ class Request:
     epoch: int = 0
 
 
+FRESH_INDEX_MODES = ("auto", "always", "never")
+#: "auto" reads the index under fresh names once it has not changed for this long (seconds), or for
+#: two packs' worth of audio plus 1.5 s when packs are longer: the index's TTL (1 s) plus the poll
+#: interval plus one pack's production time stay well below it when nothing holds the index.
+STALE_INDEX_SECONDS = 2.5
+#: Underruns this close together (seconds of playback) are a pattern, not a one-off outage.
+RECURRING_UNDERRUN_SECONDS = 30.0
+
+
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
     zone: str
@@ -70,6 +80,20 @@ class ClientSettings:
     v1_frame_seconds: float = 0.06
     retries: int = 4
     backoff: float = 0.2
+    #: v2: read the index as ``<nonce>.index.S.Z`` (a name no resolver has cached, answered by the
+    #: server's wildcard) "never", "always", or, with "auto", once the index stops advancing for
+    #: longer than its TTL explains: a resolver holding it past its TTL (Knot Resolver keeps
+    #: every answer at least 5 s by default; ``cache-min-ttl`` in unbound; some ISP resolvers).
+    fresh_index: str = "auto"
+    #: An underrun within 30 s of playback after the previous one grows the target by half, up to
+    #: this many times ``target_seconds`` (1: a fixed target).
+    max_target_factor: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.fresh_index not in FRESH_INDEX_MODES:
+            raise ValueError(f"fresh_index must be one of {FRESH_INDEX_MODES}")
+        if self.max_target_factor < 1:
+            raise ValueError("max_target_factor must be at least 1")
 
 
 @dataclass(slots=True)
@@ -82,6 +106,8 @@ class Stats:
     packs_lost: int = 0
     restarts: int = 0
     probes: int = 0  #: v1 look-ahead queries for a pack that did not exist yet
+    #: v2: the index is read under fresh names (set, or "auto" found it held past its TTL)
+    fresh_index: bool = False
 
 
 class StreamClient:
@@ -106,6 +132,11 @@ class StreamClient:
         self._listed_last = -1  # v1: newest pack the sequence list showed (probes go further)
         self._pack_frames = 0.0  # frames per pack, learnt from the first pack
         self._next_index = 0.0
+        self._nonce = secrets.token_hex(3)  # this client's prefix of fresh index names
+        self._index_reads = 0
+        self._index_seen: tuple[int, int, int] | None = None  # (epoch, first, count) last read
+        self._index_changed = 0.0  # when it last changed
+        self.stats.fresh_index = settings.version == 2 and settings.fresh_index == "always"
         # v1 has no frame numbers: packs are released in order and numbered here.
         self._v1_staged: dict[int, tuple[bytes, ...] | None] = {}
         self._v1_next_seq: int | None = None
@@ -120,6 +151,10 @@ class StreamClient:
     def _index_req(self) -> Request:
         if self.s.version == 1:
             return Request(Kind.INDEX, names.v1_sequence_name(self.zone))
+        if self.stats.fresh_index:
+            self._index_reads += 1
+            nonce = f"{self._nonce}{self._index_reads:x}"
+            return Request(Kind.INDEX, names.v2_fresh_index_name(self.zone, self.stream, nonce))
         return Request(Kind.INDEX, names.v2_index_name(self.zone, self.stream))
 
     def _pack_req(self, seq: int) -> Request:
@@ -140,7 +175,9 @@ class StreamClient:
             self._next_index = now + (
                 self.s.index_interval if self.s.version == 2 else self.s.v1_sequence_interval
             )
-            self._due.setdefault(self._index_req(), now)
+            pending = (r.kind == Kind.INDEX for r in (*self._due, *self._inflight))
+            if not any(pending):  # (fresh index names differ each time: one read at a time)
+                self._due[self._index_req()] = now
         out: list[Request] = []
         # Control records first, then packs oldest first (they play first).
         for req in sorted(self._due, key=lambda r: (r.kind != Kind.PACK, -r.seq), reverse=True):
@@ -242,7 +279,7 @@ class StreamClient:
         self.frame_seconds = cfg.frame_seconds
         if first:
             self._epoch = cfg.epoch
-            self.jitter.target = max(1, math.ceil(self.s.target_seconds / self.frame_seconds))
+            self._set_target()
         elif cfg.epoch != self._epoch:
             self._restart(cfg.epoch)
 
@@ -274,17 +311,42 @@ class StreamClient:
                 self._restart(0)  # the listed numbers went back: a new server run
             self._listed_last = last
             if self.jitter.target == 1 and self._want_from is None:
-                self.jitter.target = max(1, math.ceil(self.s.target_seconds / self.frame_seconds))
+                self._set_target()
         else:
             idx = v2.Index.from_text(rrs[0][0] if rrs[0] else b"")
             if idx.epoch != self._epoch:
                 # A new run: its config (salt, epoch) comes first.
                 self._due.setdefault(self._config_req(), now)
                 return
+            self._check_stale((idx.epoch, idx.first, idx.count), now)
             if idx.count == 0:
                 return
             first, last = idx.first, idx.last
         self._plan(first, last, now)
+
+    def _set_target(self) -> None:
+        target = max(1, math.ceil(self.s.target_seconds / self.frame_seconds))
+        self.jitter.target = target
+        self.jitter.max_target = max(target, int(target * self.s.max_target_factor))
+        self.jitter.window = max(1, round(RECURRING_UNDERRUN_SECONDS / self.frame_seconds))
+
+    def _check_stale(self, seen: tuple[int, int, int], now: float) -> None:
+        """ "auto": switch to fresh index names when the index stops changing for too long."""
+        if seen != self._index_seen:
+            self._index_seen = seen
+            self._index_changed = now
+            return
+        if self.stats.fresh_index or self.s.fresh_index != "auto" or not self._pack_frames:
+            return
+        pack_seconds = self._pack_frames * self.frame_seconds
+        if now - self._index_changed > max(STALE_INDEX_SECONDS, 2 * pack_seconds + 1.5):
+            log.info(
+                "the index has not changed for %.1f s: the resolver holds it past its TTL; "
+                "reading it under fresh names from now on",
+                now - self._index_changed,
+            )
+            self.stats.fresh_index = True
+            self._due.setdefault(self._index_req(), now)
 
     def _plan(self, first: int, last: int, now: float) -> None:
         """Schedule the packs between what we have and ``last``."""

@@ -3,7 +3,11 @@
 Frames are put in by number, in any order; :meth:`pop` hands out one item per playout tick: the next
 frame, a concealment marker for a frame that is missing while later ones are here (the decoder's
 packet-loss concealment fills it), or an underrun marker when nothing is left. Playback starts, and
-restarts after an underrun, once ``target`` frames are buffered ahead of the cursor.
+restarts after an underrun, once ``target`` frames are buffered ahead of the cursor. With
+``max_target`` above ``target`` the buffer adapts: an underrun that comes within ``window`` played
+frames of the previous one raises the target by half (up to ``max_target``), so a path that
+delivers in bursts, such as a resolver that holds answers longer than their TTL, costs a few
+rebufferings instead of one every few seconds, while a single outage leaves the target alone.
 """
 
 from __future__ import annotations
@@ -29,10 +33,19 @@ WAIT = Item(ItemKind.WAIT)
 
 
 class JitterBuffer:
-    def __init__(self, target: int, capacity: int = 10_000) -> None:
+    def __init__(
+        self,
+        target: int,
+        capacity: int = 10_000,
+        max_target: int | None = None,
+        window: int = 500,
+    ) -> None:
         if target < 1:
             raise ValueError("target must be at least one frame")
         self.target = target
+        self.max_target = max_target
+        self.window = window
+        self._last_underrun: int | None = None  # ``played + concealed`` at the last underrun
         self.capacity = capacity
         self._frames: dict[int, bytes] = {}
         self.cursor: int | None = None
@@ -93,6 +106,11 @@ class JitterBuffer:
         if n > self.high:
             self.playing = False
             self.underruns += 1
+            out = self.played + self.concealed
+            recurring = self._last_underrun is not None and out - self._last_underrun <= self.window
+            self._last_underrun = out
+            if recurring and self.max_target is not None and self.target < self.max_target:
+                self.target = min(self.max_target, (self.target * 3 + 1) // 2)
             return WAIT
         self.cursor = n + 1
         packet = self._frames.pop(n, None)

@@ -81,6 +81,16 @@ def v2_index_name(zone: str, stream: str) -> str:
     return f"index.{stream}.{zone}"
 
 
+def v2_index_wildcard(zone: str, stream: str) -> str:
+    """``*.index.S.Z``: answers any ``X.index.S.Z`` with the index (RFC 4592 wildcard)."""
+    return f"*.index.{stream}.{zone}"
+
+
+def v2_fresh_index_name(zone: str, stream: str, nonce: str) -> str:
+    """A name no resolver has cached: the index read through the wildcard (``nonce`` one label)."""
+    return f"{nonce}.index.{stream}.{zone}"
+
+
 def v2_pack_name(zone: str, stream: str, seq: int, epoch: int) -> str:
     return f"p{seq}-{epoch:08x}.{stream}.{zone}"
 

@@ -151,9 +151,12 @@ class V2Stream:
     def _set_index(self) -> None:
         first = self.kept[0].seq if self.kept else 0
         idx = v2.Index(self.epoch, first, len(self.kept))
-        self.zone.builder.set_txt(
-            names.v2_index_name(self.zone.zone, self.stream), INDEX_TTL, [(idx.to_text(),)]
-        )
+        rrs = [(idx.to_text(),)]
+        b = self.zone.builder
+        b.set_txt(names.v2_index_name(self.zone.zone, self.stream), INDEX_TTL, rrs)
+        # The same record under a wildcard: a client may read it as ``<nonce>.index.S.Z``, a name
+        # no resolver has cached (for resolvers that keep answers longer than their TTL).
+        b.set_txt(names.v2_index_wildcard(self.zone.zone, self.stream), INDEX_TTL, rrs)
 
     def pack_ttl(self, pack: v2.Pack) -> int:
         return max(5, int(len(pack.frames) * self.config.frame_seconds * self.config.packs * 0.8))

@@ -136,13 +136,17 @@ class Snapshot:
             return self._empty(q, Rcode.REFUSED, auth=False), q, Rcode.REFUSED
         if q.qtype in (Type.AXFR, Type.IXFR):
             return self._empty(q, Rcode.REFUSED, auth=False), q, Rcode.REFUSED
-        ans = self.answers.get((q.qname, q.qtype))
+        qname = q.qname
+        if qname not in self.names:
+            wildcard = self._wildcard(qname)
+            if wildcard is None:
+                return self._empty(q, Rcode.NXDOMAIN, auth=True), q, Rcode.NXDOMAIN
+            qname = wildcard  # RFC 4592: answer from "*.<closest encloser>", owned by the qname
+        ans = self.answers.get((qname, q.qtype))
         if ans is None and q.qtype == Type.ANY:
-            ans = self.answers.get((q.qname, Type.TXT)) or self.answers.get((q.qname, Type.SOA))
+            ans = self.answers.get((qname, Type.TXT)) or self.answers.get((qname, Type.SOA))
         if ans is None:
-            if q.qname in self.names:
-                return self._empty(q, Rcode.NOERROR, auth=True), q, Rcode.NOERROR
-            return self._empty(q, Rcode.NXDOMAIN, auth=True), q, Rcode.NXDOMAIN
+            return self._empty(q, Rcode.NOERROR, auth=True), q, Rcode.NOERROR
         size = 12 + len(q.question) + len(ans.body)
         if q.edns:
             size += len(OPT)
@@ -155,6 +159,22 @@ class Snapshot:
         ar = ans.ar + (1 if q.edns else 0)
         hdr = HEADER.pack(q.id, flags, 1, ans.an, ans.ns, ar)
         return hdr + q.question + ans.body + (OPT if q.edns else b""), q, Rcode.NOERROR
+
+    def _wildcard(self, qname: bytes) -> bytes | None:
+        """The wildcard name that covers ``qname`` (which does not exist), or None.
+
+        RFC 4592 §3.3.1: the closest encloser is the longest existing ancestor of the name; the
+        wildcard applies when ``*.<closest encloser>`` exists. Answers are built with the owner
+        name compressed to the question, so a wildcard's answer serves any name it covers.
+        """
+        names = self.names
+        pos = 0
+        while pos < len(qname) - 1:
+            pos += 1 + qname[pos]
+            if qname[pos:] in names:
+                star = b"\x01*" + qname[pos:]
+                return star if star in names else None
+        return None
 
     def _empty(self, q: Query, rcode: Rcode, auth: bool) -> bytes:
         flags = (QR | (AA if auth else 0)) | (q.flags & (RD | CD)) | rcode
