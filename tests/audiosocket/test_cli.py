@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from audionet.audio.format import AudioFormat
 from audionet.audio.wav import read_wav, write_wav
@@ -76,12 +77,24 @@ def test_bench_against_the_echo_server_with_two_workers() -> None:
     mport = free_port()
     with server("--app", "echo", "--workers", "2", "--metrics-port", str(mport)) as port:
         res = cli("bench", f"127.0.0.1:{port}", "--calls", "40", "--duration", "1")
+        time.sleep(1.5)  # every worker reports once a second
         text = (
             urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
         )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "40 / 40" in res.stdout and "frames lost" in res.stdout
-    assert "audiosocket_calls_total" in text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    # One exposition for both processes: the totals are the sum of the workers' own counts.
+    assert samples[("audiosocket_calls_total", ())] == 40
+    per_worker = {k[1]: v for k, v in samples.items() if k[0] == "audiosocket_worker_calls_total"}
+    assert len(per_worker) == 2 and sum(per_worker.values()) == 40
+    assert samples[("audiosocket_worker_up", (("worker", "0"),))] == 1
+    assert samples[("audiosocket_worker_up", (("worker", "1"),))] == 1
+    assert samples[("audiosocket_frames_total", (("direction", "in"),))] >= 40 * 40
 
 
 def test_bench_fails_when_frames_are_lost() -> None:

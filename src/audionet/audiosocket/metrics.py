@@ -7,8 +7,11 @@ them when Prometheus scrapes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -32,6 +35,36 @@ class Stats:
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+#: Quantiles of the send clock's lateness that are exposed.
+QUANTILES = (0.5, 0.99, 1.0)
+
+
+def snapshot(stats: Stats, lateness: Callable[[float], float] | None = None) -> dict[str, Any]:
+    """A picklable copy of ``stats`` (and the lateness quantiles), for a worker to report."""
+    snap = dataclasses.asdict(stats)
+    if lateness is not None:
+        snap["lateness"] = {q: lateness(q) for q in QUANTILES}
+    return snap
+
+
+def combine(snapshots: Iterable[dict[str, Any]]) -> tuple[Stats, dict[float, float] | None]:
+    """The sum of several workers' counters, and the worst of their clocks' lateness."""
+    total = Stats()
+    late: dict[float, float] | None = None
+    for snap in snapshots:
+        for f in dataclasses.fields(Stats):
+            if f.name == "errors":
+                for kind, n in snap["errors"].items():
+                    total.errors[kind] = total.errors.get(kind, 0) + n
+            else:
+                setattr(total, f.name, getattr(total, f.name) + snap[f.name])
+        if "lateness" in snap:
+            late = late or {}
+            for q, v in snap["lateness"].items():
+                late[q] = max(late.get(q, 0.0), v)
+    return total, late
 
 
 class StatsCollector(Collector):
@@ -83,9 +116,41 @@ class StatsCollector(Collector):
                 "Lateness of the 20 ms send clock over the last minute (after the last call was served)",
                 labels=["quantile"],
             )
-            for q in (0.5, 0.99, 1.0):
+            for q in QUANTILES:
                 late.add_metric([str(q)], self.lateness(q))
             yield late
+
+
+class WorkersCollector(Collector):
+    """``--workers``: one exposition for every worker process, from the snapshots they report.
+
+    ``latest()`` returns ``{worker index: (time.monotonic() of the report, snapshot)}``. Counters
+    are summed, the clock lateness is the worst worker's, and two per-worker series tell how the
+    kernel spread the calls and whether every worker is reporting.
+    """
+
+    #: A worker whose last report is older than this is counted as not up.
+    STALE = 5.0
+
+    def __init__(self, latest: Callable[[], dict[int, tuple[float, dict[str, Any]]]]) -> None:
+        self.latest = latest
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        reports = self.latest()
+        total, late = combine(snap for _, snap in reports.values())
+        yield from StatsCollector(total, late.__getitem__ if late else None).collect()
+        now = time.monotonic()
+        up = GaugeMetricFamily(
+            "audiosocket_worker_up", "1 if the worker reported in the last 5 s", labels=["worker"]
+        )
+        calls = CounterMetricFamily(
+            "audiosocket_worker_calls", "Calls started, per worker", labels=["worker"]
+        )
+        for index, (at, snap) in sorted(reports.items()):
+            up.add_metric([str(index)], 1.0 if now - at <= self.STALE else 0.0)
+            calls.add_metric([str(index)], snap["calls_total"])
+        yield up
+        yield calls
 
 
 def start_metrics_server(
@@ -99,5 +164,19 @@ def start_metrics_server(
 
     registry = CollectorRegistry()
     registry.register(StatsCollector(stats, lateness))
+    start_http_server(port, addr=addr, registry=registry)
+    return registry
+
+
+def start_workers_metrics_server(
+    port: int,
+    latest: Callable[[], dict[int, tuple[float, dict[str, Any]]]],
+    addr: str = "127.0.0.1",
+) -> CollectorRegistry:
+    """Serve :class:`WorkersCollector` over HTTP on ``addr:port`` (a daemon thread)."""
+    from prometheus_client import start_http_server
+
+    registry = CollectorRegistry()
+    registry.register(WorkersCollector(latest))
     start_http_server(port, addr=addr, registry=registry)
     return registry

@@ -9,6 +9,8 @@ import logging
 import multiprocessing
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,7 +58,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
     )
     p.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics here (worker i: port + i)"
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics here (with --workers: the sum over all workers)",
     )
     p.add_argument("--rate", type=int, default=8000, help="audio rate sent to Asterisk (Hz)")
     p.add_argument(
@@ -138,8 +142,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     ctx = multiprocessing.get_context("spawn")
     settings = argparse.Namespace(**{k: getattr(args, k) for k in _SERVE_SETTINGS})
+    reports: multiprocessing.Queue[tuple[int, dict[str, Any]]] | None = None
+    if args.metrics_port:
+        reports = ctx.Queue()
+        _serve_workers_metrics(args.metrics_port, reports)
     procs = [
-        ctx.Process(target=_worker, args=(settings, i), daemon=True) for i in range(args.workers)
+        ctx.Process(target=_worker, args=(settings, i, reports), daemon=True)
+        for i in range(args.workers)
     ]
     for proc in procs:
         proc.start()
@@ -168,15 +177,38 @@ _SERVE_SETTINGS = (
 )  # fmt: skip
 
 
-def _worker(args: argparse.Namespace, index: int) -> None:
+#: Seconds between a worker's metric reports to the parent process.
+REPORT_INTERVAL = 1.0
+
+
+def _serve_workers_metrics(port: int, reports: multiprocessing.Queue[Any]) -> None:
+    """The parent's metrics: a thread keeps each worker's latest report; scrapes sum them."""
+    from audionet.audiosocket.metrics import start_workers_metrics_server
+
+    latest: dict[int, tuple[float, dict[str, Any]]] = {}
+
+    def drain() -> None:
+        while True:
+            index, snap = reports.get()
+            latest[index] = (time.monotonic(), snap)
+
+    threading.Thread(target=drain, name="worker-reports", daemon=True).start()
+    start_workers_metrics_server(port, lambda: dict(latest))
+
+
+def _worker(
+    args: argparse.Namespace, index: int, reports: multiprocessing.Queue[Any] | None = None
+) -> None:
     logging.basicConfig(level=logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
-        run(_serve(args, index), args.loop)
+        run(_serve(args, index, reports), args.loop)
 
 
-async def _serve(args: argparse.Namespace, index: int) -> None:
+async def _serve(
+    args: argparse.Namespace, index: int, reports: multiprocessing.Queue[Any] | None = None
+) -> None:
     from audionet.audiosocket.apps import make_app
-    from audionet.audiosocket.metrics import start_metrics_server
+    from audionet.audiosocket.metrics import snapshot, start_metrics_server
     from audionet.audiosocket.server import serve
 
     app = make_app(args.app, args.rate)
@@ -191,8 +223,17 @@ async def _serve(args: argparse.Namespace, index: int) -> None:
         uuid_timeout=args.uuid_timeout,
         **extra,
     )
-    if args.metrics_port:
-        start_metrics_server(args.metrics_port + index, server.stats, server.ticker.lateness)
+    report_task: asyncio.Task[None] | None = None
+    if reports is not None:
+
+        async def report() -> None:
+            while True:
+                reports.put((index, snapshot(server.stats, server.ticker.lateness)))
+                await asyncio.sleep(REPORT_INTERVAL)
+
+        report_task = asyncio.create_task(report())
+    elif args.metrics_port:
+        start_metrics_server(args.metrics_port, server.stats, server.ticker.lateness)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -200,6 +241,8 @@ async def _serve(args: argparse.Namespace, index: int) -> None:
     if index == 0:
         print(f"audiosocket {args.app} server on {args.host}:{server.port}", file=sys.stderr)
     await stop.wait()
+    if report_task is not None:
+        report_task.cancel()
     server.close()
     await server.wait_closed()
     s = server.stats
