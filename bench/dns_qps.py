@@ -134,15 +134,23 @@ def main() -> int:
         default=2,
         help="also compare with this many processes on each side (default 2; 1 to skip)",
     )
+    ap.add_argument(
+        "--udp-io",
+        default="auto",
+        choices=["auto", "mmsg", "asyncio"],
+        help="our server's UDP I/O (default auto: batched recvmmsg/sendmmsg on Linux)",
+    )
+    ap.add_argument(
+        "--only-ours", action="store_true", help="skip NSD and the echo (quick iterations)"
+    )
     args = ap.parse_args()
     for tool in ("dnsperf", "nsd"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             print(f"{tool} is not installed (apt-get install {tool})", file=sys.stderr)
             return 2
     nsd_bin = shutil.which("nsd") or "/usr/sbin/nsd"
-    tables = [measure(procs, args, nsd_bin) for procs in (1, args.processes) if procs]
-    if args.processes == 1:
-        tables = tables[:1]
+    counts = [1] if args.processes <= 1 else [1, args.processes]
+    tables = [measure(procs, args, nsd_bin) for procs in counts]
     text = "\n".join(tables)
     print(text)
     (HERE / "results").mkdir(exist_ok=True)
@@ -158,7 +166,7 @@ def measure(procs: int, args: argparse.Namespace, nsd_bin: str) -> str:
     work = Path(tempfile.mkdtemp(prefix="dns_qps_"))
     port = free_port()
     cmd = [sys.executable, "-m", "audionet", "-q", "dns", "serve", ZONE, "--port", str(port)]
-    cmd += ["--packs", "2000", "--workers", str(procs)]
+    cmd += ["--packs", "2000", "--workers", str(procs), "--udp-io", args.udp_io]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     echo: subprocess.Popen[bytes] | None = None
     targets = ["aodns", "nsd"] + (["echo"] if procs == 1 else [])
