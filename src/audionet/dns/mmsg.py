@@ -31,6 +31,7 @@ import logging
 import mmap
 import socket
 import sys
+from array import array
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -103,8 +104,8 @@ def unavailable() -> str | None:
         return _why_not
     if not sys.platform.startswith("linux"):
         _why_not = f"recvmmsg/sendmmsg are Linux calls (this is {sys.platform})"
-    elif ctypes.sizeof(ctypes.c_size_t) != ctypes.sizeof(ctypes.c_void_p):
-        _why_not = "unexpected struct mmsghdr layout"
+    elif ctypes.sizeof(ctypes.c_size_t) != 8 or ctypes.sizeof(ctypes.c_void_p) != 8:
+        _why_not = "batched UDP is written for 64-bit platforms"
     else:
         try:
             _libc = _Libc()
@@ -164,8 +165,8 @@ class MmsgUdp:
         self._lens = memoryview(self._rhdr).cast("B").cast("I")
         self._len0 = _Mmsghdr.msg_len.offset // 4
         self._lstep = hsize // 4
-        self._siov_words = memoryview(self._siov).cast("B").cast("P")
-        self._shdr_words = memoryview(self._shdr).cast("B").cast("P")
+        self._siov_words = memoryview(self._siov).cast("B").cast("Q")
+        self._shdr_words = memoryview(self._shdr).cast("B").cast("Q")
         self._name0 = (_Mmsghdr.msg_hdr.offset + _Msghdr.msg_name.offset) // word
         self._hstep = hsize // word
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -213,30 +214,27 @@ class MmsgUdp:
         server = self.server
         cache_get = server._cache.get
         buf = self._buf
-        lens = self._lens
-        sl = self._siov_words
-        len0 = self._len0
-        lstep = self._lstep
+        # All the lengths in one call: a strided view over the msg_len fields.
+        sizes = self._lens[self._len0 : self._len0 + n * self._lstep : self._lstep].tolist()
         keys: list[tuple[int, int]] = []
         add_key = keys.append
-        bytes_in = bytes_out = truncated = 0
+        out_lens: list[int] = []
+        add_len = out_lens.append
+        bytes_in = sum(sizes)  # of the cached ones: answer() counts the others itself
+        bytes_out = truncated = 0
         j = 0
         moved = n
-        for i in range(n):
-            size = lens[len0 + i * lstep]
+        for i, size in enumerate(sizes):
             off = i * SLOT
             hit = cache_get(buf[off + 2 : off + size])
             if hit is not None:
-                body = hit[0]
-                blen = len(body)
-                buf[off + 2 : off + 2 + blen] = body
-                add_key(hit[1])
-                bytes_in += size
-                bytes_out += blen + 2
-                if body[0] & 0x02:  # TC
-                    truncated += 1
-                out_len = blen + 2
+                body, key, out_len, tc = hit
+                buf[off + 2 : off + out_len] = body
+                add_key(key)
+                bytes_out += out_len
+                truncated += tc
             else:
+                bytes_in -= size
                 out = server.answer(buf[off : off + size], None, cache=True)
                 if out is None or len(out) > SLOT:
                     continue
@@ -246,8 +244,10 @@ class MmsgUdp:
                 self._point(j, i)
                 if moved == n:
                     moved = j
-            sl[2 * j + 1] = out_len
+            add_len(out_len)
             j += 1
+        if j:
+            self._siov_words[1 : 2 * j : 2] = array("Q", out_lens)
         if keys:
             m = server.metrics
             m.queries.update(keys)

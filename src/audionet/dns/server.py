@@ -41,8 +41,9 @@ UDP_IO = ("auto", "mmsg", "asyncio")
 class DnsServer:
     def __init__(self, snapshot: Snapshot, metrics: ServerMetrics | None = None) -> None:
         self.snapshot = snapshot
-        #: query bytes after the ID -> (response bytes after the ID, (qtype, rcode)); per snapshot
-        self._cache: dict[bytes, tuple[bytes, tuple[int, int]]] = {}
+        #: query bytes after the ID -> (response bytes after the ID, (qtype, rcode), response
+        #: length, 1 if truncated else 0); per snapshot
+        self._cache: dict[bytes, tuple[bytes, tuple[int, int], int, int]] = {}
         self.metrics = metrics or ServerMetrics()
         self._transport: asyncio.DatagramTransport | None = None
         self._mmsg: MmsgUdp | None = None
@@ -65,9 +66,8 @@ class DnsServer:
         m = self.metrics
         m.queries[hit[1]] += 1
         m.bytes_in += len(data)
-        m.bytes_out += len(hit[0]) + 2
-        if hit[0][0] & (TC >> 8):
-            m.truncated += 1
+        m.bytes_out += hit[2]
+        m.truncated += hit[3]
         return data[:2] + hit[0]
 
     def answer(self, data: bytes, limit: int | None, cache: bool = False) -> bytes | None:
@@ -85,12 +85,12 @@ class DnsServer:
         m.queries[key] += 1
         if out is not None:
             m.bytes_out += len(out)
-            if out[2] & (TC >> 8):
-                m.truncated += 1
+            tc = 1 if out[2] & (TC >> 8) else 0
+            m.truncated += tc
             if cache and q is not None:
                 if len(cache_dict) >= CACHE_SIZE:
                     cache_dict.clear()
-                cache_dict[data[2:]] = (out[2:], key)
+                cache_dict[data[2:]] = (out[2:], key, len(out), tc)
         return out
 
     async def start(
@@ -240,9 +240,8 @@ class _Udp(asyncio.DatagramProtocol):
             m = server.metrics
             m.queries[hit[1]] += 1
             m.bytes_in += len(data)
-            m.bytes_out += len(hit[0]) + 2
-            if hit[0][0] & 0x02:  # TC
-                m.truncated += 1
+            m.bytes_out += hit[2]
+            m.truncated += hit[3]
             out: bytes | None = data[:2] + hit[0]
         else:
             out = server.answer(data, None, cache=True)
