@@ -244,6 +244,25 @@ def test_unavailable_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:
         sock.close()
 
 
+def test_unavailable_when_the_kernel_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seccomp sandbox or an old kernel: the calls exist in libc but fail with ENOSYS."""
+
+    class Refusing(mmsg._Libc):
+        def __init__(self) -> None:
+            def enosys(*args: object) -> int:
+                ctypes.set_errno(errno.ENOSYS)
+                return -1
+
+            self.recvmmsg = self.sendmmsg = enosys  # type: ignore[assignment]
+
+    monkeypatch.setattr(mmsg, "_libc", None)
+    monkeypatch.setattr(mmsg, "_why_not", None)
+    monkeypatch.setattr(mmsg, "_Libc", Refusing)
+    why = mmsg.unavailable()
+    assert why is not None and "recvmmsg failed" in why and "not implemented" in why
+    assert server_mod._choose_udp_io("auto") is False
+
+
 def test_stream_sockets_are_refused() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

@@ -29,9 +29,11 @@ import ctypes
 import errno
 import logging
 import mmap
+import os
 import socket
 import sys
 from array import array
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -52,6 +54,13 @@ _SOCKADDR_STORAGE = 128
 #: The source address length the kernel writes for each family (sockaddr_in, sockaddr_in6).
 _ADDRLEN = {socket.AF_INET: 16, socket.AF_INET6: 28}
 _MSG_DONTWAIT = 0x40
+#: Slot i starts at i * _STRIDE: one cache line more than a slot, so the slots' first lines fall in
+#: different cache sets (with a 64 KiB stride they would all compete for the same few ways).
+_STRIDE = SLOT + 64
+#: The fields of an answer cache entry (see DnsServer._cache): metrics key, length, truncated.
+_KEY = itemgetter(1)
+_LEN = itemgetter(2)
+_TC = itemgetter(3)
 
 
 class _Iovec(ctypes.Structure):
@@ -108,10 +117,28 @@ def unavailable() -> str | None:
         _why_not = "batched UDP is written for 64-bit platforms"
     else:
         try:
-            _libc = _Libc()
+            libc = _Libc()
         except (OSError, AttributeError) as e:
             _why_not = f"the C library has no recvmmsg/sendmmsg ({e})"
+        else:
+            _why_not = _probe(libc)
+            if _why_not is None:
+                _libc = libc
     return _why_not
+
+
+def _probe(libc: _Libc) -> str | None:
+    """Call both on a fresh socket: a kernel or sandbox (seccomp) may refuse them (ENOSYS, EPERM)."""
+    hdr = (_Mmsghdr * 1)()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fd = sock.fileno()
+        if libc.recvmmsg(fd, ctypes.addressof(hdr), 1, _MSG_DONTWAIT, None) < 0:
+            err = ctypes.get_errno()
+            if err not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                return f"recvmmsg failed: {os.strerror(err)}"
+        if libc.sendmmsg(fd, ctypes.addressof(hdr), 0, _MSG_DONTWAIT) < 0:
+            return f"sendmmsg failed: {os.strerror(ctypes.get_errno())}"
+    return None
 
 
 class MmsgUdp:
@@ -132,9 +159,10 @@ class MmsgUdp:
         self.send_dropped = 0
         self.batches = 0
         self._fd = sock.fileno()
-        self._buf = mmap.mmap(-1, SLOT * batch)
+        self._buf = mmap.mmap(-1, _STRIDE * batch)
         base = ctypes.addressof(ctypes.c_char.from_buffer(self._buf))
-        self._slots = [base + i * SLOT for i in range(batch)]
+        self._offsets = [i * _STRIDE for i in range(batch)]
+        self._slots = [base + off for off in self._offsets]
         self._names = (ctypes.c_char * (_SOCKADDR_STORAGE * batch))()
         names = ctypes.addressof(self._names)
         self._name_addrs = [names + i * _SOCKADDR_STORAGE for i in range(batch)]
@@ -216,45 +244,46 @@ class MmsgUdp:
         buf = self._buf
         # All the lengths in one call: a strided view over the msg_len fields.
         sizes = self._lens[self._len0 : self._len0 + n * self._lstep : self._lstep].tolist()
-        keys: list[tuple[int, int]] = []
-        add_key = keys.append
+        hits: list[tuple[bytes, tuple[int, int], int, int]] = []
+        add_hit = hits.append
         out_lens: list[int] = []
         add_len = out_lens.append
-        bytes_in = sum(sizes)  # of the cached ones: answer() counts the others itself
-        bytes_out = truncated = 0
-        j = 0
-        moved = n
-        for i, size in enumerate(sizes):
-            off = i * SLOT
+        dropped = False
+        miss_in = 0
+        for off, size in zip(self._offsets, sizes, strict=False):
             hit = cache_get(buf[off + 2 : off + size])
             if hit is not None:
-                body, key, out_len, tc = hit
-                buf[off + 2 : off + out_len] = body
-                add_key(key)
-                bytes_out += out_len
-                truncated += tc
+                buf[off + 2 : off + hit[2]] = hit[0]
+                add_hit(hit)
+                add_len(hit[2])
             else:
-                bytes_in -= size
+                miss_in += size
                 out = server.answer(buf[off : off + size], None, cache=True)
                 if out is None or len(out) > SLOT:
+                    add_len(0)  # nothing to send for this one
+                    dropped = True
                     continue
-                out_len = len(out)
-                buf[off : off + out_len] = out
-            if j != i:
-                self._point(j, i)
-                if moved == n:
-                    moved = j
-            add_len(out_len)
-            j += 1
-        if j:
-            self._siov_words[1 : 2 * j : 2] = array("Q", out_lens)
-        if keys:
+                buf[off : off + len(out)] = out
+                add_len(len(out))
+        if hits:  # the counters of the cached answers (answer() counts the others itself)
             m = server.metrics
-            m.queries.update(keys)
-            m.bytes_in += bytes_in
-            m.bytes_out += bytes_out
-            m.truncated += truncated
-        return j, moved
+            m.queries.update(map(_KEY, hits))
+            m.bytes_in += sum(sizes) - miss_in
+            m.bytes_out += sum(map(_LEN, hits))
+            m.truncated += sum(map(_TC, hits))
+        moved = n
+        if dropped:
+            kept = [(i, length) for i, length in enumerate(out_lens) if length]
+            for j, (i, _) in enumerate(kept):
+                if j != i:
+                    self._point(j, i)
+                    if moved == n:
+                        moved = j
+            out_lens = [length for _, length in kept]
+        count = len(out_lens)
+        if count:
+            self._siov_words[1 : 2 * count : 2] = array("Q", out_lens)
+        return count, moved
 
     def _point(self, j: int, i: int) -> None:
         """Send header ``j`` carries slot ``i``'s answer to slot ``i``'s address (after a drop)."""
