@@ -55,7 +55,8 @@ _SOCKADDR_STORAGE = 128
 _ADDRLEN = {socket.AF_INET: 16, socket.AF_INET6: 28}
 _MSG_DONTWAIT = 0x40
 #: Slot i starts at i * _STRIDE: one cache line more than a slot, so the slots' first lines fall in
-#: different cache sets (with a 64 KiB stride they would all compete for the same few ways).
+#: different cache sets (with a 64 KiB stride they would all share the same few ways). It costs
+#: nothing; on the loopback benchmark it made no measurable difference.
 _STRIDE = SLOT + 64
 #: The fields of an answer cache entry (see DnsServer._cache): metrics key, length, truncated.
 _KEY = itemgetter(1)
