@@ -1,4 +1,7 @@
-"""The authoritative AoDNS server: asyncio UDP and TCP on one port, answers from a snapshot.
+"""The authoritative AoDNS server: UDP and TCP on one port, answers from a snapshot.
+
+UDP is read and written in batches with recvmmsg/sendmmsg on Linux (:mod:`audionet.dns.mmsg`) or one
+datagram at a time by asyncio's datagram transport (see :data:`UDP_IO`); TCP uses asyncio streams.
 
 All answers are precomputed in an immutable :class:`~audionet.dns.proto.snapshot.Snapshot`; the
 streaming side replaces :attr:`DnsServer.snapshot` in one assignment when a pack is published. Per
