@@ -178,3 +178,29 @@ def test_file_and_stdin_sources(kind: str, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("choice", "logged"), [("asyncio", "asyncio datagrams"), ("mmsg", "recvmmsg/sendmmsg")]
+)
+def test_udp_io_choice(choice: str, logged: str) -> None:
+    from audionet.dns.mmsg import unavailable
+
+    if choice == "mmsg" and unavailable() is not None:
+        pytest.skip(f"no batched UDP here: {unavailable()}")
+    port = free_port()
+    cmd = [sys.executable, "-m", "audionet", "-v", "dns", "serve", ZONE, "--port", str(port)]
+    proc = subprocess.Popen([*cmd, "--udp-io", choice], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "listening" in line:
+                assert f"UDP I/O: {logged}" in line
+                break
+        else:
+            pytest.fail("the server never said it was listening")
+        q = dns.message.make_query(f"config.main.{ZONE}", "TXT")
+        assert dns.query.udp(q, "127.0.0.1", port=port, timeout=5).answer
+    finally:
+        proc.terminate()
+        proc.wait(10)

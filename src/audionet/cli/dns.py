@@ -48,6 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         publish=_publish_target(args.publish, args.tsig),
         metrics_port=args.metrics_port,
         workers=args.workers,
+        udp_io=args.udp_io,
     )
     if not 1 <= args.workers <= 64:
         raise ConfigError("--workers must be between 1 and 64")
@@ -152,7 +153,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="examples:\n  audionet dns serve music.example.com --source tone:440\n"
         "  audionet dns serve music.example.com --source file:song.mp3 --key 'secret words'\n"
         "  audionet dns serve music.example.com --format v1 --port 5053\n"
-        "  audionet dns serve music.example.com --publish 10.0.0.53:53 --tsig hmac-sha256:up:c2VjcmV0",
+        "  audionet dns serve music.example.com --publish 10.0.0.53:53 --tsig hmac-sha256:up:c2VjcmV0\n"
+        "  audionet dns serve music.example.com --port 53 --workers 2 --udp-io mmsg",
     )
     serve.add_argument("zone", help="the zone to serve, e.g. music.example.com")
     serve.add_argument(
@@ -192,6 +194,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=1,
         help="server processes sharing the port with SO_REUSEPORT (default 1; metrics count "
         "the first one only)",
+    )
+    serve.add_argument(
+        "--udp-io",
+        default="auto",
+        choices=["auto", "mmsg", "asyncio"],
+        help="UDP I/O: mmsg answers batches of datagrams with recvmmsg/sendmmsg (Linux), asyncio "
+        "uses the event loop's datagram transport (anywhere); auto (default) takes mmsg where it "
+        "is available",
     )
 
     play_cmd = add_command(

@@ -50,6 +50,8 @@ class ServeOptions:
     metrics_port: int | None = None
     #: Server processes sharing the port (SO_REUSEPORT); 1 is this process alone.
     workers: int = 1
+    #: UDP I/O: ``auto``, ``mmsg`` (batched recvmmsg/sendmmsg) or ``asyncio`` (see server.UDP_IO).
+    udp_io: str = "auto"
 
 
 def make_codec(name: str, version: int, bitrate: int | None = None) -> Codec:
@@ -131,7 +133,9 @@ class Broadcaster:
         self, source: Source, started: asyncio.Event | None = None, duration: float | None = None
     ) -> None:
         """Serve until cancelled (or ``duration`` seconds of audio), reading ``source`` in real time."""
-        await self.server.start(self.opts.address, self.opts.port, self.opts.workers > 1)
+        await self.server.start(
+            self.opts.address, self.opts.port, self.opts.workers > 1, self.opts.udp_io
+        )
         updater: asyncio.Task[None] | None = None
         backlog = self.publisher.builder.take_changes() if self.publisher.builder.changes else []
         if self.opts.workers > 1:
@@ -141,6 +145,7 @@ class Broadcaster:
                 self.opts.address,
                 self.server.address[1],
                 self.opts.workers - 1,
+                self.opts.udp_io,
             )
             await self.pool.wait_ready()
             self.pool.send(backlog)

@@ -1,4 +1,7 @@
-"""The authoritative AoDNS server: asyncio UDP and TCP on one port, answers from a snapshot.
+"""The authoritative AoDNS server: UDP and TCP on one port, answers from a snapshot.
+
+UDP is read and written in batches with recvmmsg/sendmmsg on Linux (:mod:`audionet.dns.mmsg`) or one
+datagram at a time by asyncio's datagram transport (see :data:`UDP_IO`); TCP uses asyncio streams.
 
 All answers are precomputed in an immutable :class:`~audionet.dns.proto.snapshot.Snapshot`; the
 streaming side replaces :attr:`DnsServer.snapshot` in one assignment when a pack is published. Per
@@ -16,8 +19,11 @@ from contextlib import suppress
 from typing import cast
 
 from audionet.dns.metrics import ServerMetrics
+from audionet.dns.mmsg import MmsgUdp
+from audionet.dns.mmsg import unavailable as mmsg_unavailable
 from audionet.dns.proto.snapshot import Snapshot
 from audionet.dns.proto.wire import TC
+from audionet.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +36,22 @@ TCP_MAX_CONNECTIONS = 256
 #: Distinct UDP queries remembered per snapshot (a response depends only on the query's bytes after
 #: its ID and on the snapshot, so repeated queries cost one dict look-up and one concatenation).
 CACHE_SIZE = 4096
+#: How UDP is read and written: ``mmsg`` (batched recvmmsg/sendmmsg, Linux, :mod:`audionet.dns.mmsg`),
+#: ``asyncio`` (the event loop's datagram transport, anywhere), ``auto`` (mmsg where available).
+UDP_IO = ("auto", "mmsg", "asyncio")
 
 
 class DnsServer:
     def __init__(self, snapshot: Snapshot, metrics: ServerMetrics | None = None) -> None:
         self.snapshot = snapshot
-        #: query bytes after the ID -> (response bytes after the ID, (qtype, rcode)); per snapshot
-        self._cache: dict[bytes, tuple[bytes, tuple[int, int]]] = {}
+        #: query bytes after the ID -> (response bytes after the ID, (qtype, rcode), response
+        #: length, 1 if truncated else 0); per snapshot
+        self._cache: dict[bytes, tuple[bytes, tuple[int, int], int, int]] = {}
         self.metrics = metrics or ServerMetrics()
         self._transport: asyncio.DatagramTransport | None = None
+        self._mmsg: MmsgUdp | None = None
+        #: The UDP I/O in use once started: ``mmsg`` or ``asyncio``.
+        self.udp_io = ""
         self._tcp: asyncio.Server | None = None
         self._tcp_writers: set[asyncio.StreamWriter] = set()
         self.address: tuple[str, int] = ("", 0)
@@ -56,9 +69,8 @@ class DnsServer:
         m = self.metrics
         m.queries[hit[1]] += 1
         m.bytes_in += len(data)
-        m.bytes_out += len(hit[0]) + 2
-        if hit[0][0] & (TC >> 8):
-            m.truncated += 1
+        m.bytes_out += hit[2]
+        m.truncated += hit[3]
         return data[:2] + hit[0]
 
     def answer(self, data: bytes, limit: int | None, cache: bool = False) -> bytes | None:
@@ -76,22 +88,27 @@ class DnsServer:
         m.queries[key] += 1
         if out is not None:
             m.bytes_out += len(out)
-            if out[2] & (TC >> 8):
-                m.truncated += 1
+            tc = 1 if out[2] & (TC >> 8) else 0
+            m.truncated += tc
             if cache and q is not None:
                 if len(cache_dict) >= CACHE_SIZE:
                     cache_dict.clear()
-                cache_dict[data[2:]] = (out[2:], key)
+                cache_dict[data[2:]] = (out[2:], key, len(out), tc)
         return out
 
     async def start(
-        self, host: str = "127.0.0.1", port: int = 5053, reuse_port: bool = False
+        self,
+        host: str = "127.0.0.1",
+        port: int = 5053,
+        reuse_port: bool = False,
+        udp_io: str = "auto",
     ) -> tuple[str, int]:
         """Listen on UDP and TCP ``host:port`` (port 0: a free port, the same for both).
 
         ``reuse_port`` sets SO_REUSEPORT, so worker processes can share the port (the kernel spreads
-        clients over them by address and port).
+        clients over them by address and port). ``udp_io`` is one of :data:`UDP_IO`.
         """
+        use_mmsg = _choose_udp_io(udp_io)
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for _ in range(20):
@@ -123,13 +140,24 @@ class DnsServer:
         with suppress(OSError):
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 21)
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=udp)
-        self._transport = transport
+        if use_mmsg:
+            self._mmsg = MmsgUdp(udp, self)
+            self._mmsg.start()
+            self.udp_io = "mmsg"
+        else:
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=udp)
+            self._transport = transport
+            self.udp_io = "asyncio"
         tcp.listen(128)
         tcp.setblocking(False)
         self._tcp = await asyncio.start_server(self._serve_tcp, sock=tcp)
         self.address = (host, bound)
-        log.info("AoDNS server listening on %s port %d (UDP and TCP)", host, bound)
+        log.info(
+            "AoDNS server listening on %s port %d (UDP and TCP; UDP I/O: %s)",
+            host,
+            bound,
+            "recvmmsg/sendmmsg batches" if use_mmsg else "asyncio datagrams",
+        )
         return self.address
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -163,6 +191,9 @@ class DnsServer:
     async def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+        if self._mmsg is not None:
+            self._mmsg.close()
+            self._mmsg = None
         if self._tcp is not None:
             self._tcp.close()
             # Abort open connections: their handlers see EOF and end on their own (cancelling
@@ -181,6 +212,21 @@ class DnsServer:
         await self.close()
 
 
+def _choose_udp_io(udp_io: str) -> bool:
+    """True for batched recvmmsg/sendmmsg, False for asyncio's datagram transport."""
+    if udp_io not in UDP_IO:
+        raise ConfigError(f"UDP I/O must be one of {', '.join(UDP_IO)}, not {udp_io!r}")
+    if udp_io == "asyncio":
+        return False
+    why = mmsg_unavailable()
+    if why is None:
+        return True
+    if udp_io == "mmsg":
+        raise ConfigError(f"batched UDP I/O is not available: {why}")
+    log.debug("batched UDP I/O not available (%s); using asyncio datagrams", why)
+    return False
+
+
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, server: DnsServer) -> None:
         self.server = server
@@ -197,9 +243,8 @@ class _Udp(asyncio.DatagramProtocol):
             m = server.metrics
             m.queries[hit[1]] += 1
             m.bytes_in += len(data)
-            m.bytes_out += len(hit[0]) + 2
-            if hit[0][0] & 0x02:  # TC
-                m.truncated += 1
+            m.bytes_out += hit[2]
+            m.truncated += hit[3]
             out: bytes | None = data[:2] + hit[0]
         else:
             out = server.answer(data, None, cache=True)

@@ -26,13 +26,15 @@ from audionet.dns.server import DnsServer
 log = logging.getLogger(__name__)
 
 
-def _worker(zone: str, ns_address: str, host: str, port: int, conn: Connection) -> None:
+def _worker(
+    zone: str, ns_address: str, host: str, port: int, udp_io: str, conn: Connection
+) -> None:
     """A worker process's body: serve, and apply change batches from ``conn`` until it closes."""
 
     async def main() -> None:
         builder = SnapshotBuilder(zone, ns_address)
         server = DnsServer(builder.build())
-        await server.start(host, port, reuse_port=True)
+        await server.start(host, port, reuse_port=True, udp_io=udp_io)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
 
@@ -64,14 +66,16 @@ def _worker(zone: str, ns_address: str, host: str, port: int, conn: Connection) 
 class WorkerPool:
     """``count`` extra server processes on ``host:port`` (which must be a fixed, non-zero port)."""
 
-    def __init__(self, zone: str, ns_address: str, host: str, port: int, count: int) -> None:
+    def __init__(
+        self, zone: str, ns_address: str, host: str, port: int, count: int, udp_io: str = "auto"
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conns: list[Connection] = []
         self._procs: list[multiprocessing.process.BaseProcess] = []
         for _ in range(count):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=_worker, args=(zone, ns_address, host, port, child), daemon=True
+                target=_worker, args=(zone, ns_address, host, port, udp_io, child), daemon=True
             )
             proc.start()
             child.close()
