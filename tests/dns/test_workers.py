@@ -7,12 +7,20 @@ import asyncio
 import dns.asyncquery
 import dns.message
 import dns.rcode
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from audionet.dns.broadcast import ServeOptions
+from audionet.dns.metrics import register_prometheus
 from audionet.dns.proto import v2
 from tests.dns.helpers import broadcast
 
 ZONE = "workers.example.com"
+
+
+def _samples(text: str, name: str) -> list[Sample]:
+    return [s for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
 
 
 async def test_all_workers_answer_current_records() -> None:
@@ -38,3 +46,14 @@ async def test_all_workers_answer_current_records() -> None:
         answered_elsewhere = 120 - (b.metrics.total - answered_by_main)
         assert answered_elsewhere > 10  # the workers took part
         assert b.pool is not None
+        # The workers report their counters once a second; the main process's metrics add them.
+        await asyncio.sleep(1.5)
+        reports = b.pool.reports()
+        assert len(reports) == 2
+        registry = CollectorRegistry()
+        register_prometheus(b.metrics, b.pool.reports, registry)
+        text = generate_latest(registry).decode()
+        total = sum(s.value for s in _samples(text, "aodns_queries_total"))
+        assert total == b.metrics.total + sum(sum(r["queries"].values()) for r in reports)
+        assert total >= 120 + answered_by_main  # every query this test sent is counted once
+        assert _samples(text, "aodns_processes_reporting")[0].value == 3

@@ -192,8 +192,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--workers",
         type=int,
         default=1,
-        help="server processes sharing the port with SO_REUSEPORT (default 1; metrics count "
-        "the first one only)",
+        help="server processes sharing the port with SO_REUSEPORT (default 1; --metrics-port "
+        "counts them all)",
     )
     serve.add_argument(
         "--udp-io",

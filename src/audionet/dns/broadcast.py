@@ -226,7 +226,7 @@ async def serve(
 
         from audionet.dns.metrics import register_prometheus
 
-        register_prometheus(b.metrics)
+        register_prometheus(b.metrics, lambda: b.pool.reports() if b.pool is not None else [])
         start_http_server(opts.metrics_port, addr="127.0.0.1")
     fmt = AudioFormat(b.codec.format.rate, b.codec.format.channels)
     ready = started or asyncio.Event()

@@ -7,8 +7,8 @@ them through ``prometheus_client`` as a collector read only when scraped.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from audionet.dns.proto.wire import Rcode, Type
@@ -61,6 +61,20 @@ class ServerMetrics:
             "packs_published": self.packs_published,
         }
 
+    def snapshot(self) -> dict[str, Any]:
+        """A picklable copy (a worker process reports it to the main one)."""
+        snap: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        snap["queries"] = dict(self.queries)
+        return snap
+
+    def add(self, snap: dict[str, Any]) -> None:
+        """Add another process's :meth:`snapshot` to these counters."""
+        for f in fields(self):
+            if f.name == "queries":
+                self.queries.update(snap["queries"])
+            elif f.name not in ("packs_published", "frames_dropped"):  # the main process's own
+                setattr(self, f.name, getattr(self, f.name) + snap[f.name])
+
     def prometheus_text(self) -> str:
         """The counters in Prometheus' text exposition format."""
         lines = ["# TYPE aodns_queries_total counter"]
@@ -81,23 +95,51 @@ class ServerMetrics:
         return "\n".join(lines) + "\n"
 
 
-def register_prometheus(metrics: ServerMetrics) -> None:
-    """Expose ``metrics`` in prometheus_client's default registry (read at scrape time)."""
-    from prometheus_client.core import REGISTRY, CounterMetricFamily
+def register_prometheus(
+    metrics: ServerMetrics,
+    workers: Callable[[], Iterable[dict[str, Any]]] | None = None,
+    registry: Any = None,
+) -> None:
+    """Expose ``metrics`` in prometheus_client's default registry (read at scrape time).
+
+    ``workers`` (``serve --workers``) returns the other processes' latest :meth:`snapshot`;
+    they are added in, so one endpoint counts every query the port answered. ``registry``: a
+    ``prometheus_client`` registry (default: the global one).
+    """
+    from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 
     class _Collector:
-        def collect(self) -> Iterator[CounterMetricFamily]:
+        def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+            total = metrics
+            reports = list(workers()) if workers is not None else []
+            if reports:
+                total = ServerMetrics()
+                total.add(metrics.snapshot())
+                total.packs_published = metrics.packs_published
+                total.frames_dropped = metrics.frames_dropped
+                for snap in reports:
+                    total.add(snap)
             q = CounterMetricFamily(
                 "aodns_queries", "Queries by type and result", labels=["qtype", "result"]
             )
-            for (t, r), n in metrics.queries.items():
+            for (t, r), n in sorted(total.queries.items()):
                 q.add_metric([type_name(t), rcode_name(r)], n)
             yield q
-            for name, value in (
-                ("aodns_bytes_out", metrics.bytes_out),
-                ("aodns_truncated", metrics.truncated),
-                ("aodns_packs_published", metrics.packs_published),
+            for name, doc, value in (
+                ("aodns_bytes_in", "Query bytes received", total.bytes_in),
+                ("aodns_bytes_out", "Response bytes sent", total.bytes_out),
+                ("aodns_truncated", "UDP answers sent with TC", total.truncated),
+                ("aodns_tcp_queries", "Queries over TCP", total.tcp_queries),
+                ("aodns_internal_errors", "Packets that raised inside", total.internal_errors),
+                ("aodns_packs_published", "Packs published", total.packs_published),
+                ("aodns_frames_dropped", "Codec frames too big for a pack", total.frames_dropped),
             ):
-                yield CounterMetricFamily(name, name.replace("_", " "), value=value)
+                yield CounterMetricFamily(name, doc, value=value)
+            if workers is not None:
+                yield GaugeMetricFamily(
+                    "aodns_processes_reporting",
+                    "Server processes counted above (the main one and reporting workers)",
+                    value=1 + len(reports),
+                )
 
-    REGISTRY.register(_Collector())
+    (REGISTRY if registry is None else registry).register(_Collector())

@@ -6,7 +6,8 @@ address with SO_REUSEPORT. The main process (which encodes the audio) sends ever
 changes (the same change log RFC 2136 publishing uses) down a pipe; each worker applies the batch to
 its own :class:`~audionet.dns.proto.snapshot.SnapshotBuilder` and swaps in the new snapshot. A pack
 and the index that lists it arrive in one batch, so each worker's zone is always consistent; across
-workers a batch lands within milliseconds.
+workers a batch lands within milliseconds. Back up the same pipe, each worker reports its counters
+once a second, so the main process's metrics count every query the port answered.
 """
 
 from __future__ import annotations
@@ -16,14 +17,21 @@ import contextlib
 import logging
 import multiprocessing
 import threading
+import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from typing import Any
 
 from audionet.aio import run
 from audionet.dns.proto.snapshot import Change, SnapshotBuilder
 from audionet.dns.server import DnsServer
 
 log = logging.getLogger(__name__)
+
+#: Seconds between a worker's metric reports.
+REPORT_INTERVAL = 1.0
+#: A worker whose last report is older than this is left out of the metrics (it is gone).
+REPORT_STALE = 5.0
 
 
 def _worker(
@@ -55,9 +63,19 @@ def _worker(
                     return
                 loop.call_soon_threadsafe(apply, batch)
 
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(REPORT_INTERVAL)
+                try:
+                    conn.send(("metrics", server.metrics.snapshot()))
+                except OSError:
+                    return
+
         threading.Thread(target=reader, daemon=True).start()
         conn.send("ready")
+        reporting = asyncio.create_task(report())
         await stop.wait()
+        reporting.cancel()
         await server.close()
 
     run(main())
@@ -72,6 +90,8 @@ class WorkerPool:
         ctx = multiprocessing.get_context("spawn")
         self._conns: list[Connection] = []
         self._procs: list[multiprocessing.process.BaseProcess] = []
+        #: worker index -> (time.monotonic() of its last report, its metrics snapshot)
+        self._reports: dict[int, tuple[float, dict[str, Any]]] = {}
         for _ in range(count):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
@@ -87,6 +107,24 @@ class WorkerPool:
             ok = await asyncio.wait_for(asyncio.to_thread(conn.recv), timeout)
             if ok != "ready":
                 raise RuntimeError(f"worker said {ok!r}")
+        for index, conn in enumerate(self._conns):
+            threading.Thread(
+                target=self._read_reports, args=(index, conn), name=f"worker-{index}", daemon=True
+            ).start()
+
+    def _read_reports(self, index: int, conn: Connection) -> None:
+        while True:
+            try:
+                kind, snap = conn.recv()
+            except (EOFError, OSError, TypeError, ValueError):
+                return
+            if kind == "metrics":
+                self._reports[index] = (time.monotonic(), snap)
+
+    def reports(self) -> list[dict[str, Any]]:
+        """The latest metrics snapshot of every worker that reported in the last few seconds."""
+        now = time.monotonic()
+        return [snap for at, snap in list(self._reports.values()) if now - at <= REPORT_STALE]
 
     def send(self, changes: Sequence[Change]) -> None:
         if not changes:
