@@ -148,14 +148,27 @@ def scrape_lateness(port: int) -> float | None:
     return None
 
 
-def pin(pid: int, cpus: set[int] | None, nice: int = 0) -> None:
-    """Pin a process to ``cpus`` and give it ``nice`` (negative: ahead of unrelated processes on a
-    shared machine; needs the privilege, otherwise the default priority is kept)."""
+def pin(pid: int, cpus: set[int] | None, nice: int = 0, rt: int = 0) -> None:
+    """Pin a process to ``cpus``; give it real-time priority ``rt`` (SCHED_FIFO: it runs as soon as
+    it is runnable, ahead of unrelated processes on a shared machine) or else ``nice``. Both need the
+    privilege; without it the default priority is kept."""
     if cpus:
         os.sched_setaffinity(pid, cpus)
+    if rt:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(rt))
+            return
     if nice:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, pid, nice)
+
+
+def priority(nice: int, rt: int) -> str:
+    if rt and os.geteuid() == 0:
+        return f", both at real-time priority {rt} (SCHED_FIFO)"
+    if nice and os.geteuid() == 0:
+        return f", both at nice {nice}"
+    return ""
 
 
 def run_step(
@@ -167,6 +180,7 @@ def run_step(
     server_cpus: set[int] | None = None,
     gen_cpus: set[int] | None = None,
     nice: int = 0,
+    rt: int = 0,
 ) -> Step:
     port = free_port()
     mport = free_port()
@@ -179,7 +193,7 @@ def run_step(
     proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
     step = Step(server, loop, calls)
     try:
-        pin(proc.pid, server_cpus, nice)
+        pin(proc.pid, server_cpus, nice, rt)
         wait_port(port)
         cpu0, wait0, t0 = cpu_seconds(proc.pid), run_delay(proc.pid), time.monotonic()
         per = [calls // gen_procs + (1 if i < calls % gen_procs else 0) for i in range(gen_procs)]
@@ -193,7 +207,7 @@ def run_step(
             if n
         ]
         for g in gens:
-            pin(g.pid, gen_cpus, nice)
+            pin(g.pid, gen_cpus, nice, rt)
         results = []
         for g in gens:
             out, _ = g.communicate(timeout=duration + 120)
@@ -291,6 +305,12 @@ def main() -> int:
         help="niceness of server and generators (negative needs root; ignored without it)",
     )
     ap.add_argument(
+        "--rt",
+        type=int,
+        default=1,
+        help="SCHED_FIFO priority of server and generators (needs root; 0: use --nice instead)",
+    )
+    ap.add_argument(
         "--lock",
         metavar="FILE",
         help="hold an flock on FILE during each step (so steps never overlap other benchmarks)",
@@ -327,6 +347,7 @@ def main() -> int:
                         server_cpus,
                         gen_cpus,
                         args.nice,
+                        args.rt,
                     )
                 all_steps.append(step)
                 print(
@@ -346,8 +367,8 @@ def main() -> int:
         "",
         f"Command: `python bench/audiosocket_calls.py --steps {args.steps} --duration {args.duration:g} "
         f"--gen-procs {args.gen_procs} --server-cpus {args.server_cpus} --gen-cpus {args.gen_cpus} "
-        f"--nice {args.nice}`; machine: {os.cpu_count()} cores; {pinning(server_cpus, gen_cpus)}"
-        f"{f', both at nice {args.nice}' if args.nice and os.geteuid() == 0 else ''}.",
+        f"--nice {args.nice} --rt {args.rt}`; machine: {os.cpu_count()} cores; "
+        f"{pinning(server_cpus, gen_cpus)}{priority(args.nice, args.rt)}.",
         "",
         "| server | loop | max calls passed | echo p50 / p99 (ms) | server clock late p99 (ms) "
         "| generator late p99 (ms) | server CPU (1 core = 100%) | next step |",
