@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -50,6 +51,10 @@ _DECODERS = {"slin": None, "ulaw": ulaw_decode, "alaw": alaw_decode}
 _RECV_BUFFER = memoryview(bytearray(1 << 16))
 
 
+def _no_write(data: bytes) -> None:
+    raise RuntimeError("write before the call started")
+
+
 class CallConnection(asyncio.Protocol):
     """One TCP connection from Asterisk."""
 
@@ -86,6 +91,8 @@ class CallConnection(asyncio.Protocol):
             else 0
         )
         self._fast_len = 0
+        self._msgs: deque[bytes] | None = None
+        self._write: Callable[[bytes], object] = _no_write
 
     # -- asyncio callbacks -------------------------------------------------------------------------
 
@@ -123,8 +130,9 @@ class CallConnection(asyncio.Protocol):
         if len(data) == self._fast_len and data.startswith(self._fast_head):
             self.stats.frames_in += 1
             self.stats.bytes_in += self._fast_payload
+            hook = self._on_message  # a local: calling an attribute directly is not specialised
             try:
-                self._on_message(self.call, data)  # type: ignore[misc,arg-type]  # set with _fast_len
+                hook(self.call, data)  # type: ignore[misc,arg-type]  # set with _fast_len
             except Exception as exc:
                 self._handler_failed(exc)
             return
@@ -219,6 +227,17 @@ class CallConnection(asyncio.Protocol):
     # -- the outgoing clock ------------------------------------------------------------------------
 
     def tick(self) -> None:
+        msgs = self._msgs
+        if msgs and not self._paused:  # the hot path: a whole frame queued as it came (an echo)
+            write = self._write
+            write(msgs.popleft())
+            stats = self.stats
+            stats.frames_out += 1
+            stats.bytes_out += self._fast_payload
+            call = self.call
+            if call._room_waiter is not None:  # type: ignore[union-attr]  # set with _msgs
+                call._on_sent()  # type: ignore[union-attr]
+            return
         out = self.out
         if out is None:
             return
@@ -227,21 +246,15 @@ class CallConnection(asyncio.Protocol):
             if self._stalled * PERIOD >= self.server.config.write_timeout:
                 self._abort(Error(f"peer read nothing for {self.server.config.write_timeout:g} s"))
             return
-        stats = self.stats
-        msgs = out._msgs
-        if msgs:  # the hot path: a whole frame queued as a message (an echo), sent unchanged
-            msg = msgs.popleft()
-            stats.frames_out += 1
-            stats.bytes_out += out._frame
-        else:
-            msg = out.next_message()  # type: ignore[assignment]
-            if msg is not None:
-                stats.frames_out += 1
-                stats.bytes_out += len(msg) - HEADER_SIZE
-                if msg is out.silence_message:
-                    stats.silence_frames_out += 1
+        msg = out.next_message()
         if msg is not None:
-            self.transport.write(msg)  # type: ignore[union-attr]  # set before out
+            stats = self.stats
+            stats.frames_out += 1
+            stats.bytes_out += len(msg) - HEADER_SIZE
+            if msg is out.silence_message:
+                stats.silence_frames_out += 1
+            write = self._write
+            write(msg)
         call = self.call
         if call is not None and call._room_waiter is not None:
             call._on_sent()
@@ -297,6 +310,8 @@ class CallConnection(asyncio.Protocol):
             self._timer = None
         self.out = OutgoingAudio(cfg.rate, int(cfg.queue_seconds * cfg.rate) * 2, cfg.silence)
         self.call = Call(ev.uuid, self.peer, self.out, self, cfg.max_events)
+        self._msgs = self.out._msgs  # whole frames queued as messages: the clock's hot path
+        self._write = cast(asyncio.Transport, self.transport).write
         srv.stats.calls_total += 1
         srv.stats.calls_active += 1
         srv.ticker.add(self)
