@@ -82,7 +82,10 @@ def run_loop(coro: object, loop: str) -> object:
 def gen_main(port: int, calls: int, duration: float) -> None:
     from audionet.audiosocket.loadgen import drive_load
 
-    res = drive_load("127.0.0.1", port, calls, duration)
+    def mark(started: bool) -> None:
+        print("audio started" if started else "audio stopped", flush=True)
+
+    res = drive_load("127.0.0.1", port, calls, duration, on_audio=mark)
     print(json.dumps(dataclasses.asdict(res)))
 
 
@@ -199,7 +202,6 @@ def run_step(
     try:
         pin(proc.pid, server_cpus, nice, rt)
         wait_port(port)
-        cpu0, wait0, t0 = cpu_seconds(proc.pid), run_delay(proc.pid), time.monotonic()
         per = [calls // gen_procs + (1 if i < calls % gen_procs else 0) for i in range(gen_procs)]
         gens = [
             subprocess.Popen(
@@ -212,13 +214,23 @@ def run_step(
         ]
         for g in gens:
             pin(g.pid, gen_cpus, nice, rt)
+
+        def until(line: str) -> None:  # the first generator marks when its audio starts and stops
+            assert gens[0].stdout is not None
+            while (got := gens[0].stdout.readline()) and got.strip() != line:
+                pass
+
+        # The server's CPU over exactly the time the calls send audio (not connecting, not settling).
+        until("audio started")
+        cpu0, wait0, t0 = cpu_seconds(proc.pid), run_delay(proc.pid), time.monotonic()
+        until("audio stopped")
+        wall = time.monotonic() - t0
+        step.cpu = (cpu_seconds(proc.pid) - cpu0) / wall
+        step.cpu_wait = (run_delay(proc.pid) - wait0) / wall
         results = []
         for g in gens:
             out, _ = g.communicate(timeout=duration + 120)
             results.append(json.loads(out.strip().splitlines()[-1]))
-        wall = time.monotonic() - t0
-        step.cpu = (cpu_seconds(proc.pid) - cpu0) / wall
-        step.cpu_wait = (run_delay(proc.pid) - wait0) / wall
         if server == "ours":
             step.server_late_p99 = scrape_lateness(mport)
     except Exception as exc:  # a failed step is a result, not a crash of the benchmark

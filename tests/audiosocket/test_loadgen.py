@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import time
 
@@ -82,8 +83,14 @@ async def test_a_held_up_generator_reports_its_lateness_and_skips_instead_of_bur
     async with server:
         port = server.sockets[0].getsockname()[1]
         loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(None, drive_load, "127.0.0.1", port, 4, 1.5)
-        await asyncio.sleep(0.5)
+        marks: list[bool] = []
+        task = loop.run_in_executor(
+            None,
+            functools.partial(
+                drive_load, "127.0.0.1", port, 4, 1.5, settle=0.3, on_audio=marks.append
+            ),
+        )
+        await asyncio.sleep(0.8)
         old = sys.getswitchinterval()
         sys.setswitchinterval(0.1)  # this thread keeps the GIL for 100 ms at a time
         try:
@@ -98,3 +105,4 @@ async def test_a_held_up_generator_reports_its_lateness_and_skips_instead_of_bur
     # never a burst: at most one frame per call per 20 ms, so fewer frames than the duration allows
     assert res.frames_sent <= 4 * 75 - 4 * res.gen_ticks_skipped // 8
     assert res.frames_lost == 0
+    assert marks == [True, False]

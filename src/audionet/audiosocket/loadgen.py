@@ -8,8 +8,10 @@ period like real channels and each keeps an exact 20 ms cadence. Like a paced cl
 a slot more than a period late skips the missed deadlines (counted in ``gen_ticks_skipped``).
 
 Each call behaves like Asterisk's ``AudioSocket()`` application: it connects, sends its UUID first,
-then one 320-byte signed-linear (0x10) frame every 20 ms at once (a bare echo server never speaks
-first), and closes without a hangup message. Each frame's payload starts with the call's number, a
+then one 320-byte signed-linear (0x10) frame every 20 ms without waiting for the server's audio (a
+bare echo server never speaks first), and closes without a hangup message. All calls are placed
+first and start their audio together ``settle`` seconds later (1 s), so the measurement is of
+established calls, not of a burst of call set-ups. Each frame's payload starts with the call's number, a
 sequence number and the monotonic time it was sent, so an echoed frame gives its round-trip latency
 and is counted once; frames never echoed back are lost. The generator measures its own lateness the
 way the server's clock does (after the last frame of a slot was written, against the slot's
@@ -26,6 +28,7 @@ import socket
 import struct
 import time
 import uuid as uuid_mod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from audionet.audiosocket.proto import HEADER_SIZE, encode_uuid, frame_bytes, kind_for_rate
@@ -54,7 +57,7 @@ class LoadResult:
     latency_p99: float
     gen_lateness_p99: float
     gen_ticks_skipped: int
-    #: Lateness of the generator's slowest slot (seconds), and its CPU time over the run / wall time.
+    #: Lateness of the generator's slowest slot (seconds), and its CPU time while sending / that time.
     gen_lateness_max: float = 0.0
     gen_cpu: float = 0.0
 
@@ -118,10 +121,13 @@ def drive_load(
     grace: float = 1.0,
     phases: int = 8,
     connect_timeout: float = 30.0,
+    settle: float = 1.0,
+    on_audio: Callable[[bool], None] | None = None,
 ) -> LoadResult:
-    """Open ``calls`` calls, send a 20 ms frame on each every 20 ms for ``duration`` s, then wait up to
-    ``grace`` s for the last echoes. Blocking; runs in the calling thread."""
-    cpu0 = time.thread_time()
+    """Open ``calls`` calls, give the server ``settle`` s to answer them all, send a 20 ms frame on
+    each every 20 ms for ``duration`` s, then wait up to ``grace`` s for the last echoes. Blocking;
+    runs in the calling thread. ``on_audio(True)`` is called as the audio starts, ``on_audio(False)``
+    as it stops (a benchmark measures the server over exactly that time)."""
     socks = _connect(host, port, calls, connect_timeout)
     kind = int(kind_for_rate(rate))
     size = frame_bytes(rate)
@@ -213,6 +219,15 @@ def drive_load(
             select.select([], [], [], timeout)
         receive(ep.poll(0))
 
+    # Calls placed all at once would otherwise start their audio while the server is still accepting
+    # the last of them, and a paced server would carry the frames that piled up meanwhile as a
+    # standing delay for the rest of the call: the measurement is of established calls.
+    settled = monotonic() + settle
+    while (left := settled - monotonic()) > 0:
+        wait(min(left, 0.05))
+    if on_audio is not None:
+        on_audio(True)
+    cpu0 = time.thread_time()
     start = monotonic()
     deadlines = [start + (g + 1) * slot for g in range(phases)]
     stop = start + duration
@@ -248,15 +263,17 @@ def drive_load(
         phase = min(range(phases), key=deadlines.__getitem__)
         # Read what arrived while sending, without waiting.
         receive(ep.poll(0))
+    if on_audio is not None:
+        on_audio(False)
     sent = sum(seq)
+    cpu = time.thread_time() - cpu0
+    wall = monotonic() - start
     grace_end = monotonic() + grace
     while n_echoed < sent:
         left = grace_end - monotonic()
         if left <= 0 or not any(alive):
             break
         wait(min(left, 0.05))
-    cpu = time.thread_time() - cpu0
-    wall = monotonic() - start
     completed = sum(alive)
     ep.close()
     for sock in socks:
@@ -285,9 +302,13 @@ async def run_load(
     rate: int = 8000,
     grace: float = 1.0,
     phases: int = 8,
+    settle: float = 1.0,
 ) -> LoadResult:
     """:func:`drive_load` in a worker thread, for use from a running event loop."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(
-        None, functools.partial(drive_load, host, port, calls, duration, rate, grace, phases)
+        None,
+        functools.partial(
+            drive_load, host, port, calls, duration, rate, grace, phases, settle=settle
+        ),
     )
