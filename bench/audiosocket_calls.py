@@ -15,7 +15,10 @@ generator, so it includes the generator's own receive path), and, for ours, the 
 its paced 20 ms clock under 5 ms (the bare echo has no send schedule to be late against: it writes
 back at once). A step is valid only while the generator itself keeps up: if its own send lateness p99
 reaches 5 ms (marked *) or it sends under 98% of the 50 frames per second per call, the step is
-"generator overloaded" and the climb stops there, since it says nothing about the server.
+"generator overloaded" (no verdict on the server). "Max calls passed" is the last step before the
+first failure; the climb goes on after a failure (larger steps that pass are listed, and their CPU
+per call is measured) and stops only when a larger step would tell nothing more: the generator
+could not send at the call rate, or the server or the generator used a whole core.
 
     .venv/bin/python bench/audiosocket_calls.py       # the README table: 30 s steps up to 2000 calls
     .venv/bin/python bench/audiosocket_calls.py --duration 5 --steps 500,1000 --loops uvloop
@@ -267,6 +270,18 @@ def run_step(
     return step
 
 
+def saturated(step: Step, duration: float) -> bool:
+    """Whether a larger step would tell nothing more: the generator could not send at the call rate,
+    or the server or the generator used a whole core (a step that merely failed, e.g. on lateness,
+    does not stop the climb: the CPU per call of the larger steps is still measured)."""
+    return (
+        step.verdict.startswith("error")
+        or step.sent < 0.98 * FRAMES_PER_SECOND * duration * step.calls
+        or step.cpu >= 0.95
+        or step.gen_cpu >= 0.95
+    )
+
+
 def cpu_set(spec: str) -> set[int] | None:
     return None if spec == "none" else {int(c) for c in spec.split(",")}
 
@@ -352,6 +367,7 @@ def main() -> int:
     for loop in args.loops.split(","):
         for server in args.servers.split(","):
             best[(server, loop)] = None
+            failed = False
             for calls in steps:
                 with step_lock(args.lock):
                     step = run_step(
@@ -375,8 +391,11 @@ def main() -> int:
                     file=sys.stderr,
                 )
                 if not step.ok:
+                    failed = True
+                elif not failed:
+                    best[(server, loop)] = step
+                if saturated(step, args.duration):
                     break
-                best[(server, loop)] = step
 
     lines = [
         "## AudioSocket: concurrent 8 kHz echo calls per server process",
@@ -387,20 +406,26 @@ def main() -> int:
         f"{pinning(server_cpus, gen_cpus)}{priority(args.nice, args.rt)}.",
         "",
         "| server | loop | max calls passed | echo p50 / p99 (ms) | server clock late p99 (ms) "
-        "| generator late p99 (ms) | server CPU (1 core = 100%) | next step |",
-        "|---|---|---:|---|---:|---:|---:|---|",
+        "| generator late p99 (ms) | server CPU (1 core = 100%) | next step | larger steps passed |",
+        "|---|---|---:|---|---:|---:|---:|---|---|",
     ]
     for (server, loop), step in best.items():
         nxt = next(
             (s for s in all_steps if s.server == server and s.loop == loop and not s.ok), None
         )
         nxt_txt = f"{nxt.calls}: {nxt.verdict}" if nxt else "(all steps passed)"
+        later = ", ".join(
+            str(s.calls)
+            for s in all_steps
+            if (s.server, s.loop) == (server, loop) and s.ok and nxt and s.calls > nxt.calls
+        )
         if step is None:
-            lines.append(f"| {server} | {loop} | 0 | - | - | - | - | {nxt_txt} |")
+            lines.append(f"| {server} | {loop} | 0 | - | - | - | - | {nxt_txt} | {later or '-'} |")
             continue
         lines.append(
             f"| {server} | {loop} | {step.calls} | {ms(step.lat_p50)} / {ms(step.lat_p99)} | "
-            f"{ms(step.server_late_p99)} | {gen(step.gen_late_p99)} | {100 * step.cpu:.0f}% | {nxt_txt} |"
+            f"{ms(step.server_late_p99)} | {gen(step.gen_late_p99)} | {100 * step.cpu:.0f}% | {nxt_txt} "
+            f"| {later or '-'} |"
         )
 
     def generator_bound(server: str, loop: str) -> bool:
