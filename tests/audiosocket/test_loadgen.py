@@ -1,10 +1,15 @@
-"""The load generator counts echoed and lost frames exactly."""
+"""The load generator counts echoed and lost frames exactly, measures latency, and its own lateness."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import sys
+import time
+
 from audionet.audiosocket import serve
 from audionet.audiosocket.apps import EchoApp, SilenceApp
-from audionet.audiosocket.loadgen import run_load
+from audionet.audiosocket.loadgen import drive_load, run_load
 
 
 async def test_echo_server_loses_nothing() -> None:
@@ -15,9 +20,90 @@ async def test_echo_server_loses_nothing() -> None:
     assert res.frames_echoed == res.frames_sent and res.frames_lost == 0
     assert 0 < res.latency_p50 <= res.latency_p99 < 0.2
     assert server.stats.frames_in == res.frames_sent
+    assert 0 < res.gen_cpu < 1
 
 
 async def test_a_server_that_does_not_echo_loses_everything() -> None:
     async with serve(SilenceApp(), "127.0.0.1", 0) as server:
         res = await run_load("127.0.0.1", server.port, calls=3, duration=0.3, grace=0.2)
     assert not res.ok and res.frames_lost == res.frames_sent > 0 and res.frames_echoed == 0
+
+
+class DelayedEcho(asyncio.Protocol):
+    """Writes back whatever it reads, ``DELAY`` seconds later (and drops every ``DROP``-th read)."""
+
+    DELAY = 0.040
+    DROP = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.reads = 0
+        self.first = True
+
+    def data_received(self, data: bytes) -> None:
+        if self.first:  # the UUID (it may share a read with the first frame)
+            self.first = False
+            data = data[19:]
+        self.reads += 1
+        if self.DROP and self.reads % self.DROP == 0:
+            return
+        asyncio.get_running_loop().call_later(self.DELAY, self.transport.write, data)
+
+
+async def delayed_echo(drop: int = 0) -> asyncio.Server:
+    class Proto(DelayedEcho):
+        DROP = drop
+
+    return await asyncio.get_running_loop().create_server(Proto, "127.0.0.1", 0)
+
+
+async def test_latency_is_the_round_trip_time() -> None:
+    server = await delayed_echo()
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        res = await run_load("127.0.0.1", port, calls=10, duration=1.0)
+    assert res.ok and res.frames_echoed == res.frames_sent
+    # read once per 2.5 ms slot, rounded up to 10 us bins: never below the real 40 ms
+    assert 0.040 <= res.latency_p50 < 0.050
+    assert res.latency_p50 <= res.latency_p99 < 0.2  # the tail: a shared machine's scheduling
+
+
+async def test_frames_not_echoed_are_lost_exactly() -> None:
+    server = await delayed_echo(drop=4)  # one frame per read here, so every 4th frame is dropped
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        res = await run_load("127.0.0.1", port, calls=4, duration=1.0)
+    assert not res.ok and res.completed == 4
+    assert res.frames_echoed + res.frames_lost == res.frames_sent
+    assert abs(res.frames_lost - res.frames_sent / 4) <= 8  # a UUID can share a read with a frame
+
+
+async def test_a_held_up_generator_reports_its_lateness_and_skips_instead_of_bursting() -> None:
+    server = await delayed_echo()
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        marks: list[bool] = []
+        task = loop.run_in_executor(
+            None,
+            functools.partial(
+                drive_load, "127.0.0.1", port, 8, 1.5, settle=0.3, on_audio=marks.append
+            ),
+        )
+        await asyncio.sleep(0.8)
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(0.1)  # this thread keeps the GIL for 100 ms at a time
+        try:
+            end = time.monotonic() + 0.4
+            while time.monotonic() < end:
+                pass
+        finally:
+            sys.setswitchinterval(old)
+        res = await task
+    assert res.gen_lateness_max >= 0.05
+    assert res.gen_ticks_skipped >= 1
+    # never a burst: each of the 75 deadlines of each call (one call per slot) was either sent on
+    # (late perhaps) or skipped, never made up for later with an extra frame
+    assert 8 * 73 <= res.frames_sent + res.gen_ticks_skipped <= 8 * 75
+    assert res.frames_lost == 0
+    assert marks == [True, False]

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from audionet.audiosocket.pacing import OutgoingAudio
-from audionet.audiosocket.proto import Decoder
+from audionet.audiosocket.proto import HEADER, Decoder
 from audionet.errors import LocalProtocolError
 
 
@@ -60,3 +60,38 @@ def test_every_message_is_valid_and_nothing_is_lost(chunks: list[bytes]) -> None
     got = payloads(msgs)
     assert all(0 < len(p) <= 320 and len(p) % 2 == 0 for p in got)
     assert sum(map(len, got)) == sum(map(len, chunks))
+
+
+def test_whole_frame_messages_go_out_unchanged_and_in_order_with_pcm() -> None:
+    out = OutgoingAudio(8000)
+    m1, m2 = HEADER.pack(0x10, 320) + bytes([1]) * 320, HEADER.pack(0x10, 320) + bytes([2]) * 320
+    assert out.push_message(m1) == 0 and out.push_message(m2) == 0
+    out.push(bytes([3]) * 100)
+    out.push_message(m1)  # behind queued PCM: joins it as PCM, order kept
+    assert len(out) == 2 * 320 + 100 + 320 and out.room() == out.max_bytes - len(out)
+    sent = [out.next_message() for _ in range(5)]
+    assert sent[0] is m1 and sent[1] is m2
+    assert payloads(sent[2:4]) == [bytes([3]) * 100 + bytes([1]) * 220, bytes([1]) * 100]
+    assert sent[4] is out.silence_message
+    short = HEADER.pack(0x10, 4) + b"\x05\x06\x07\x08"
+    out.push_message(short)  # not a whole frame: queued as PCM
+    assert payloads([out.next_message()]) == [b"\x05\x06\x07\x08"]
+
+
+def test_whole_frame_messages_respect_the_bound_exactly() -> None:
+    out = OutgoingAudio(8000, max_bytes=3 * 320)
+    frames = [HEADER.pack(0x10, 320) + bytes([i]) * 320 for i in range(5)]
+    dropped = sum(out.push_message(m) for m in frames)
+    assert dropped == 2 * 320 == out.dropped and len(out) == 3 * 320
+    assert [out.next_message() for _ in range(3)] == frames[2:]
+    # a bound that is not a whole number of frames drops exactly the excess, as for PCM
+    out = OutgoingAudio(8000, max_bytes=500)
+    out.push_message(frames[0])
+    assert out.push_message(frames[1]) == 140 and len(out) == 500
+    assert payloads([out.next_message(), out.next_message()]) == [
+        bytes([0]) * 180 + bytes([1]) * 140,
+        bytes([1]) * 180,
+    ]
+    out.push_message(frames[2])
+    out.clear()
+    assert len(out) == 0 and out.next_message() is out.silence_message

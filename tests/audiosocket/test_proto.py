@@ -249,3 +249,30 @@ def test_receive_audio_fast_path_is_exact_and_declines_everything_else() -> None
         assert conn.receive_audio(data) is None
     assert conn.receive_data(one[:10]) == []
     assert conn.receive_audio(one) is None  # half a message is held back: the general path must run
+
+
+def test_receive_messages_passes_whole_frames_of_its_kind_and_leaves_the_rest() -> None:
+    conn = ServerConnection(0.0)
+    a, b = encode_audio(b"\x01\x02" * 160), encode_audio(b"\x03\x04" * 80)
+    assert conn.receive_messages(a, 0x10) == ([], 0)  # no UUID yet
+    conn.receive_data(encode_uuid(UID))
+    msgs, end = conn.receive_messages(a, 0x10)
+    assert msgs == [a] and msgs[0] is a and end == len(a)  # one message: the read itself
+    data = a + b + encode_dtmf("7") + a
+    msgs, end = conn.receive_messages(data, 0x10)
+    assert msgs == [a, b] and end == len(a + b)
+    assert conn.receive_data(data[end:]) == [Dtmf("7"), Audio(a[3:], 8000)]
+    for stop_at in (encode_dtmf("1"), b"\x10\x00\x03abc", b"\x10\x00\x00"):
+        assert conn.receive_messages(stop_at + a, 0x10) == ([], 0)
+    assert conn.receive_messages(a[:-1], 0x10) == ([], 0)  # half a message
+    assert conn.receive_messages(a + a[:-1], 0x10) == ([a], len(a))
+    assert conn.receive_messages(encode_audio(bytes(640), 16000), 0x10) == ([], 0)  # other kind
+    small = ServerConnection(0.0, Limits(max_payload=100))
+    small.receive_data(encode_uuid(UID))
+    assert small.receive_messages(a, 0x10) == ([], 0)  # over the limit: the general path fails it
+    assert conn.receive_data(a[:10]) == []
+    assert conn.receive_messages(a, 0x10) == ([], 0)  # half a message held back
+    assert conn.pending() == 10
+    g711 = ServerConnection(0.0, decode=lambda p: p)
+    g711.receive_data(encode_uuid(UID))
+    assert g711.receive_messages(a, 0x10) == ([], 0)

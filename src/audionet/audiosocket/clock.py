@@ -19,8 +19,8 @@ from typing import Protocol
 from audionet.audiosocket.proto import FRAME_MS
 
 PERIOD = FRAME_MS / 1000
-#: Lateness samples kept (60 s of 20 ms ticks) for percentiles.
-LATENESS_WINDOW = 3000
+#: Lateness samples kept for percentiles: 60 s of ticks (one per group: 8 groups, 50 times a second).
+LATENESS_WINDOW = 24000
 
 
 class Ticking(Protocol):

@@ -1,4 +1,4 @@
-"""One AudioSocket connection as an ``asyncio.BufferedProtocol``: the adapter between the event loop
+"""One AudioSocket connection as an ``asyncio.Protocol``: the adapter between the event loop
 and the protocol core (:class:`~audionet.audiosocket.proto.ServerConnection`).
 
 It feeds received bytes to the core and hands the events to the server's handler, runs the call's
@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from audionet.audio.codecs.g711 import alaw_decode, ulaw_decode
@@ -20,6 +22,8 @@ from audionet.audiosocket.clock import PERIOD
 from audionet.audiosocket.pacing import OutgoingAudio
 from audionet.audiosocket.proto import (
     HANGUP_MESSAGE,
+    HEADER,
+    HEADER_SIZE,
     Audio,
     Connected,
     Dtmf,
@@ -28,6 +32,9 @@ from audionet.audiosocket.proto import (
     Hangup,
     ServerConnection,
     State,
+    _audio,
+    frame_bytes,
+    kind_for_rate,
 )
 
 if TYPE_CHECKING:
@@ -39,13 +46,16 @@ log = logging.getLogger(__name__)
 CLOSE_GRACE = 2.0
 _DECODERS = {"slin": None, "ulaw": ulaw_decode, "alaw": alaw_decode}
 
-#: One receive buffer shared by every connection of a process: a ``BufferedProtocol`` reads into it
-#: and parses it before the loop does anything else, so it is never used by two reads at once. This
-#: spares asyncio's default 256 KiB allocation per read (a 20 ms frame is 323 bytes).
+#: One receive buffer shared by every :class:`BufferedCallConnection` of a process: each read is
+#: copied out of it before the loop does anything else, so it is never used by two reads at once.
 _RECV_BUFFER = memoryview(bytearray(1 << 16))
 
 
-class CallConnection(asyncio.BufferedProtocol):
+def _no_write(data: bytes) -> None:
+    raise RuntimeError("write before the call started")
+
+
+class CallConnection(asyncio.Protocol):
     """One TCP connection from Asterisk."""
 
     def __init__(self, server: AudioSocketServer) -> None:
@@ -61,6 +71,28 @@ class CallConnection(asyncio.BufferedProtocol):
         self._closed = False
         self.stats = server.stats
         self._on_event = server.handler.event
+        #: The handler's optional fast path for whole audio messages of the call's own kind.
+        self._on_message: Callable[[Call, bytes], None] | None = getattr(
+            server.handler, "audio_message", None
+        )
+        self._rate = server.config.rate
+        self._kind = int(kind_for_rate(self._rate))
+        # The hottest path (see data_received): a read of exactly ``_fast_len`` bytes that starts
+        # with ``_fast_head`` is one whole frame. 0 while it does not apply: before the UUID, after
+        # the end, while part of a message is held back, without a handler hook, or for G.711 input.
+        frame = frame_bytes(self._rate)
+        self._fast_head = HEADER.pack(self._kind, frame)
+        self._fast_payload = frame
+        self._fast_ready = (
+            HEADER_SIZE + frame
+            if self._on_message is not None
+            and server.config.input_codec == "slin"
+            and frame <= server.config.max_payload
+            else 0
+        )
+        self._fast_len = 0
+        self._msgs: deque[bytes] | None = None
+        self._write: Callable[[bytes], object] = _no_write
 
     # -- asyncio callbacks -------------------------------------------------------------------------
 
@@ -92,40 +124,75 @@ class CallConnection(asyncio.BufferedProtocol):
         assert self.core.deadline is not None
         self._timer = loop.call_at(self.core.deadline, self._on_timer)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return _RECV_BUFFER
-
-    def buffer_updated(self, nbytes: int) -> None:
-        data = _RECV_BUFFER[:nbytes]
-        core = self.core
-        if core is not None:
-            ev = core.receive_audio(data)
-            if ev is not None:  # the hot path: one whole audio message
-                stats = self.stats
-                stats.frames_in += 1
-                stats.bytes_in += nbytes - 3
-                try:
-                    self._on_event(self.call, ev)  # type: ignore[arg-type]  # set with the UUID
-                except Exception as exc:
-                    self._handler_failed(exc)
-                return
-        self.data_received(data)
-
-    def data_received(self, data: bytes | memoryview) -> None:
+    def data_received(self, data: bytes) -> None:
+        # The hottest path: exactly one whole frame of the call's own kind (Asterisk writes one
+        # message per 20 ms frame, and each usually arrives in a read of its own).
+        if len(data) == self._fast_len and data.startswith(self._fast_head):
+            self.stats.frames_in += 1
+            self.stats.bytes_in += self._fast_payload
+            hook = self._on_message  # a local: calling an attribute directly is not specialised
+            try:
+                hook(self.call, data)  # type: ignore[misc,arg-type]  # set with _fast_len
+            except Exception as exc:
+                self._handler_failed(exc)
+            return
         core = self.core
         if core is None:
             return
-        stats = self.stats
+        # The hot path: whole audio messages of the call's own kind (usually exactly one per read,
+        # as Asterisk writes one per 20 ms frame), handed on without a parse into events.
+        msgs, end = core.receive_messages(data, self._kind)
+        if msgs:
+            stats = self.stats
+            stats.frames_in += len(msgs)
+            stats.bytes_in += end - HEADER_SIZE * len(msgs)
+            call: Call = self.call  # type: ignore[assignment]  # set with the UUID
+            try:
+                hook = self._on_message
+                if hook is not None:
+                    for msg in msgs:
+                        hook(call, msg)
+                        if self._closed:  # the handler hung up: nothing after the final event
+                            return
+                else:
+                    on_event = self._on_event
+                    rate = self._rate
+                    for msg in msgs:
+                        on_event(call, _audio(msg[HEADER_SIZE:], rate))
+                        if self._closed:
+                            return
+            except Exception as exc:
+                self._handler_failed(exc)
+                return
+            if end == len(data):
+                return
+            data = data[end:]
+        self._general(core, data)
+
+    def _general(self, core: ServerConnection, data: bytes) -> None:
         for ev in core.receive_data(data):
-            if type(ev) is Audio:  # the hot path
+            if self._closed:
+                return
+            if type(ev) is Audio:
+                stats = self.stats
                 stats.frames_in += 1
                 stats.bytes_in += len(ev.pcm)
                 try:
-                    self._on_event(self.call, ev)  # type: ignore[arg-type]  # set with the UUID
+                    if self._fast_ready and ev.rate == self._rate:  # the hook gets every such frame
+                        msg = HEADER.pack(self._kind, len(ev.pcm)) + ev.pcm
+                        self._on_message(self.call, msg)  # type: ignore[misc,arg-type]
+                    else:
+                        self._on_event(self.call, ev)  # type: ignore[arg-type]  # set with the UUID
                 except Exception as exc:
                     self._handler_failed(exc)
             else:
                 self._event(ev)
+        # The hottest path resumes once no message is half received.
+        self._fast_len = (
+            self._fast_ready
+            if core.state is State.ACTIVE and not core.pending() and self.call is not None
+            else 0
+        )
 
     def eof_received(self) -> bool:
         if self.core is not None:
@@ -160,9 +227,19 @@ class CallConnection(asyncio.BufferedProtocol):
     # -- the outgoing clock ------------------------------------------------------------------------
 
     def tick(self) -> None:
+        msgs = self._msgs
+        if msgs and not self._paused:  # the hot path: a whole frame queued as it came (an echo)
+            write = self._write
+            write(msgs.popleft())
+            stats = self.stats
+            stats.frames_out += 1
+            stats.bytes_out += self._fast_payload
+            call = self.call
+            if call._room_waiter is not None:  # type: ignore[union-attr]  # set with _msgs
+                call._on_sent()  # type: ignore[union-attr]
+            return
         out = self.out
-        transport = self.transport
-        if out is None or transport is None:
+        if out is None:
             return
         if self._paused:  # the peer is not reading: keep the frame queued, count the stall
             self._stalled += 1
@@ -171,12 +248,13 @@ class CallConnection(asyncio.BufferedProtocol):
             return
         msg = out.next_message()
         if msg is not None:
-            transport.write(msg)
             stats = self.stats
             stats.frames_out += 1
-            stats.bytes_out += len(msg) - 3
+            stats.bytes_out += len(msg) - HEADER_SIZE
             if msg is out.silence_message:
                 stats.silence_frames_out += 1
+            write = self._write
+            write(msg)
         call = self.call
         if call is not None and call._room_waiter is not None:
             call._on_sent()
@@ -232,9 +310,12 @@ class CallConnection(asyncio.BufferedProtocol):
             self._timer = None
         self.out = OutgoingAudio(cfg.rate, int(cfg.queue_seconds * cfg.rate) * 2, cfg.silence)
         self.call = Call(ev.uuid, self.peer, self.out, self, cfg.max_events)
+        self._msgs = self.out._msgs  # whole frames queued as messages: the clock's hot path
+        self._write = cast(asyncio.Transport, self.transport).write
         srv.stats.calls_total += 1
         srv.stats.calls_active += 1
         srv.ticker.add(self)
+        self._fast_len = self._fast_ready
         try:
             srv.handler.started(self.call)
         except Exception as exc:
@@ -252,6 +333,7 @@ class CallConnection(asyncio.BufferedProtocol):
         if self._closed:
             return
         self._closed = True
+        self._fast_len = 0
         srv = self.server
         if isinstance(ev, Error):
             srv.stats.error("protocol" if self.core is not None else "connection")
@@ -288,9 +370,23 @@ class CallConnection(asyncio.BufferedProtocol):
 
     def _release(self) -> None:
         self._closed = True
+        self._fast_len = 0
         self.server.ticker.discard(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self.server.connections.discard(self)
         self.server._maybe_idle()
+
+
+class BufferedCallConnection(CallConnection, asyncio.BufferedProtocol):
+    """The same for the standard asyncio loop, which reads a plain ``Protocol``'s data with
+    ``recv(256 KiB)``: a 256 KiB allocation per read (a frame is 323 bytes). As a
+    ``BufferedProtocol`` it reads into one shared buffer instead. (uvloop reads into its own buffer
+    either way, and there a ``BufferedProtocol`` only adds a Python call per read.)"""
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _RECV_BUFFER
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(_RECV_BUFFER[:nbytes]))

@@ -8,7 +8,9 @@ quiet). This module holds no clock: the adapter calls :meth:`OutgoingAudio.next_
 
 from __future__ import annotations
 
-from audionet.audiosocket.proto import HEADER, frame_bytes, kind_for_rate
+from collections import deque
+
+from audionet.audiosocket.proto import HEADER, HEADER_SIZE, frame_bytes, kind_for_rate
 from audionet.errors import LocalProtocolError
 
 #: Default bound of a call's outgoing queue: one second of audio. ``send`` drops the oldest audio
@@ -21,12 +23,17 @@ class OutgoingAudio:
 
     ``rate`` fixes the audio kind and the frame size; ``max_bytes`` bounds the queue;
     ``silence``: send a silent frame on ticks with nothing queued.
+
+    Whole frames that arrive as ready messages (:meth:`push_message`: an echo of the caller's own
+    frames) are queued as they are and written back unchanged, with no re-encoding; any other audio
+    is queued as PCM behind them. Both count the same towards the bound and come out in order.
     """
 
     __slots__ = (
         "_buf",
         "_frame",
         "_header",
+        "_msgs",
         "dropped",
         "max_bytes",
         "rate",
@@ -46,6 +53,8 @@ class OutgoingAudio:
         )
         self._header = HEADER.pack(kind, self._frame)
         self.silence_message = self._header + bytes(self._frame)
+        #: Whole frames as messages (header included), ahead of ``_buf``.
+        self._msgs: deque[bytes] = deque()
         self._buf = bytearray()
         self.silence = silence
         #: Bytes dropped from the front of the queue because ``push`` overflowed it.
@@ -57,10 +66,10 @@ class OutgoingAudio:
 
     def __len__(self) -> int:
         """Bytes queued."""
-        return len(self._buf)
+        return len(self._msgs) * self._frame + len(self._buf)
 
     def room(self) -> int:
-        return self.max_bytes - len(self._buf)
+        return self.max_bytes - len(self)
 
     def push(self, pcm: bytes | bytearray | memoryview, limit: int | None = None) -> int:
         """Queue ``pcm`` (whole 16-bit samples); drop the oldest audio beyond ``limit`` bytes (at
@@ -72,19 +81,47 @@ class OutgoingAudio:
             )
         buf = self._buf
         buf += pcm
-        over = len(buf) - (self.max_bytes if limit is None else min(limit, self.max_bytes))
-        if over > 0:
-            over += over & 1
-            del buf[:over]
-            self.dropped += over
-            return over
-        return 0
+        over = (
+            len(buf)
+            + len(self._msgs) * self._frame
+            - (self.max_bytes if limit is None else min(limit, self.max_bytes))
+        )
+        return self._drop(over) if over > 0 else 0
+
+    def push_message(self, message: bytes) -> int:
+        """Queue one audio message (header included) of this queue's kind: a whole frame is kept as
+        it is and sent unchanged; anything else is queued as its PCM. Returns the bytes dropped."""
+        if message.startswith(self._header) and not self._buf:
+            msgs = self._msgs
+            msgs.append(message)
+            over = len(msgs) * self._frame - self.max_bytes
+            return self._drop(over) if over > 0 else 0
+        return self.push(memoryview(message)[HEADER_SIZE:])
+
+    def _drop(self, over: int) -> int:
+        """Drop the oldest ``over`` bytes (rounded up to a whole sample)."""
+        over += over & 1
+        msgs = self._msgs
+        frame = self._frame
+        n = over
+        while n >= frame and msgs:
+            msgs.popleft()
+            n -= frame
+        if n and msgs:  # part of a whole-frame message: turn the rest of them into PCM
+            self._buf[:0] = b"".join(m[HEADER_SIZE:] for m in msgs)
+            msgs.clear()
+        del self._buf[:n]
+        self.dropped += over
+        return over
 
     def clear(self) -> None:
+        self._msgs.clear()
         self._buf.clear()
 
     def next_message(self) -> bytes | None:
         """The message to send this tick: the next frame, the short tail of the queue, or silence."""
+        if self._msgs:
+            return self._msgs.popleft()
         buf = self._buf
         n = len(buf)
         frame = self._frame

@@ -291,6 +291,7 @@ class State(enum.Enum):
 
 
 _ACTIVE = State.ACTIVE
+_NO_MESSAGES: tuple[list[bytes], int] = ([], 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +333,10 @@ class ServerConnection:
     def closed(self) -> bool:
         return self.state is State.CLOSED
 
+    def pending(self) -> int:
+        """Bytes of a partly received message held back (a read must continue them)."""
+        return self._decoder.pending()
+
     def _fail(self, message: str) -> list[Event]:
         self.state = State.CLOSED
         self.deadline = None
@@ -350,6 +355,31 @@ class ServerConnection:
         self.state = State.CLOSED
         self.deadline = None
         return [Hangup(by_peer=False, reason=reason)] if was_active else []
+
+    def receive_messages(self, data: bytes, kind: int) -> tuple[list[bytes], int]:
+        """The fastest path: the whole audio messages of ``kind`` at the start of ``data`` as raw
+        message bytes (header included; ``data`` itself when it is exactly one message), and the
+        number of bytes they span. The caller hands them to the application as audio events would
+        be (``Audio(message[3:], rate)`` each, in order) and passes the rest, ``data[end:]``, to
+        :meth:`receive_data`. Returns ``([], 0)`` whenever the general path has to run: the call is
+        not active, part of a message is held back, audio needs decoding (G.711), or the first
+        message is anything else (another kind, half a message, an empty or odd payload, over the
+        size limit); those are validated there exactly as before.
+        """
+        n = len(data)
+        limit = self._max_message
+        if self.state is not _ACTIVE or self._decoder._buf or not limit:
+            return _NO_MESSAGES
+        out: list[bytes] = []
+        pos = 0
+        while n - pos > HEADER_SIZE and data[pos] == kind:
+            size = HEADER_SIZE + (data[pos + 1] << 8 | data[pos + 2])
+            # an even payload makes an odd message; an empty one (size 3) is left to the general path
+            if not size & 1 or size == HEADER_SIZE or size > limit or pos + size > n:
+                break
+            out.append(data if size == n else data[pos : pos + size])
+            pos += size
+        return out, pos
 
     def receive_audio(self, data: bytes | bytearray | memoryview) -> Audio | None:
         """The fast path: if ``data`` is exactly one whole audio message of an active call (the usual

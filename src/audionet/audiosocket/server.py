@@ -1,6 +1,6 @@
 """The asyncio AudioSocket server: a thin adapter around :class:`~audionet.audiosocket.proto.ServerConnection`.
 
-One :class:`~audionet.audiosocket.connection.CallConnection` (an ``asyncio.BufferedProtocol``) per
+One :class:`~audionet.audiosocket.connection.CallConnection` (an ``asyncio.Protocol``; a ``BufferedProtocol`` on the standard loop) per
 TCP connection feeds received bytes to the protocol core and hands the events to a :class:`CallHandler`. Outgoing audio goes through each
 call's :class:`~audionet.audiosocket.pacing.OutgoingAudio`, emptied one frame per tick by the loop's
 one shared :class:`~audionet.audiosocket.clock.Ticker`. Every message is one ``transport.write``
@@ -25,7 +25,12 @@ from typing import Any, Protocol, cast
 
 from audionet.audiosocket.call import Call, CallEvent
 from audionet.audiosocket.clock import Ticker, get_ticker
-from audionet.audiosocket.connection import _DECODERS, CLOSE_GRACE, CallConnection
+from audionet.audiosocket.connection import (
+    _DECODERS,
+    CLOSE_GRACE,
+    BufferedCallConnection,
+    CallConnection,
+)
 from audionet.audiosocket.metrics import Stats
 from audionet.audiosocket.proto import (
     Error,
@@ -87,7 +92,16 @@ class ServerConfig:
 
 
 class CallHandler(Protocol):
-    """The low-level handler interface; its methods run inline on the event loop and must not block."""
+    """The low-level handler interface; its methods run inline on the event loop and must not block.
+
+    A handler may also define ``audio_message(call, message: bytes)``: it then receives every audio
+    message of the call's own kind (its rate, ``call.format``) as the raw message, 3-byte header
+    included, instead of an ``Audio`` event for it (``Audio(message[3:], rate)``: the same audio, in
+    the same order among the other events), without an event object per frame. The echo app uses
+    it to queue each frame unchanged (:meth:`~audionet.audiosocket.pacing.OutgoingAudio.push_message`).
+    Audio at other rates, and all audio of calls carrying G.711 (``input_codec``), still arrives
+    through :meth:`event`.
+    """
 
     def started(self, call: Call) -> None:
         """A call's UUID arrived."""
@@ -150,9 +164,10 @@ class AudioSocketServer:
         self.loop = asyncio.get_running_loop()
         self.ticker = get_ticker(self.loop)
         kwargs.setdefault("backlog", self.config.backlog)
-        self._server = await self.loop.create_server(
-            lambda: CallConnection(self), host, port, **kwargs
-        )
+        # uvloop: a plain Protocol (one Python call per read); asyncio: a BufferedProtocol.
+        uvloop = type(self.loop).__module__.startswith("uvloop")
+        cls = CallConnection if uvloop else BufferedCallConnection
+        self._server = await self.loop.create_server(lambda: cls(self), host, port, **kwargs)
         return self
 
     def safe(self, fn: Callable[..., object], *args: Any) -> None:
