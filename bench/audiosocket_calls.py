@@ -332,9 +332,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument(
-        "--steps", default="500,750,1000,1500", help="call counts to try, ascending"
-    )
+    ap.add_argument("--steps", default="500,750,1000,1500", help="call counts to try, ascending")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds per step")
     ap.add_argument("--gen-procs", type=int, default=1, help="load generator processes")
     ap.add_argument(
