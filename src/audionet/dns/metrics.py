@@ -72,7 +72,7 @@ class ServerMetrics:
         for f in fields(self):
             if f.name == "queries":
                 self.queries.update(snap["queries"])
-            elif f.name not in ("packs_published", "frames_dropped"):  # the main process's own
+            else:  # (packs and dropped frames stay 0 in workers: only the main process encodes)
                 setattr(self, f.name, getattr(self, f.name) + snap[f.name])
 
     def prometheus_text(self) -> str:
@@ -115,8 +115,6 @@ def register_prometheus(
             if reports:
                 total = ServerMetrics()
                 total.add(metrics.snapshot())
-                total.packs_published = metrics.packs_published
-                total.frames_dropped = metrics.frames_dropped
                 for snap in reports:
                     total.add(snap)
             q = CounterMetricFamily(
