@@ -153,30 +153,21 @@ class WorkersCollector(Collector):
         yield calls
 
 
+def serve_collector(collector: Collector, port: int, addr: str = "127.0.0.1") -> CollectorRegistry:
+    """Serve ``collector`` over HTTP on ``addr:port`` (a daemon thread) and return its registry."""
+    from prometheus_client import start_http_server
+
+    registry = CollectorRegistry()
+    registry.register(collector)
+    start_http_server(port, addr=addr, registry=registry)
+    return registry
+
+
 def start_metrics_server(
     port: int,
     stats: Stats,
     lateness: Callable[[float], float] | None = None,
     addr: str = "127.0.0.1",
 ) -> CollectorRegistry:
-    """Serve the metrics over HTTP on ``addr:port`` (a daemon thread) and return the registry."""
-    from prometheus_client import start_http_server
-
-    registry = CollectorRegistry()
-    registry.register(StatsCollector(stats, lateness))
-    start_http_server(port, addr=addr, registry=registry)
-    return registry
-
-
-def start_workers_metrics_server(
-    port: int,
-    latest: Callable[[], dict[int, tuple[float, dict[str, Any]]]],
-    addr: str = "127.0.0.1",
-) -> CollectorRegistry:
-    """Serve :class:`WorkersCollector` over HTTP on ``addr:port`` (a daemon thread)."""
-    from prometheus_client import start_http_server
-
-    registry = CollectorRegistry()
-    registry.register(WorkersCollector(latest))
-    start_http_server(port, addr=addr, registry=registry)
-    return registry
+    """Serve one server's metrics over HTTP on ``addr:port`` (a daemon thread)."""
+    return serve_collector(StatsCollector(stats, lateness), port, addr)

@@ -183,7 +183,7 @@ REPORT_INTERVAL = 1.0
 
 def _serve_workers_metrics(port: int, reports: multiprocessing.Queue[Any]) -> None:
     """The parent's metrics: a thread keeps each worker's latest report; scrapes sum them."""
-    from audionet.audiosocket.metrics import start_workers_metrics_server
+    from audionet.audiosocket.metrics import WorkersCollector, serve_collector
 
     latest: dict[int, tuple[float, dict[str, Any]]] = {}
 
@@ -193,7 +193,7 @@ def _serve_workers_metrics(port: int, reports: multiprocessing.Queue[Any]) -> No
             latest[index] = (time.monotonic(), snap)
 
     threading.Thread(target=drain, name="worker-reports", daemon=True).start()
-    start_workers_metrics_server(port, lambda: dict(latest))
+    serve_collector(WorkersCollector(lambda: dict(latest)), port)
 
 
 def _worker(
