@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import time
 
-from audionet.audiosocket.clock import Ticker, get_ticker
+import pytest
+
+from audionet.audiosocket.clock import LATENESS_BUCKETS, Ticker, get_ticker
 
 
 class Member:
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.due = 0.0
 
     def tick(self) -> None:
         self.times.append(time.monotonic())
@@ -63,6 +67,9 @@ async def test_a_stall_skips_ticks_instead_of_bursting() -> None:
     )  # the late tick and the next ones on schedule, not five missed ones at once
     assert ticker.skipped >= 3
     assert ticker.lateness(1.0) > 0.05
+    counts, total = ticker.lateness_histogram()
+    assert sum(counts) == ticker.ticks and total > 0.05
+    assert sum(counts[bisect.bisect_left(LATENESS_BUCKETS, 0.05) :]) >= 1  # the stalled tick
     assert abs(sum(gaps[-5:]) / 5 - 0.020) < 0.004  # back on the 20 ms grid
 
 
@@ -73,3 +80,36 @@ async def test_idle_ticker_has_no_timer_and_is_shared_per_loop() -> None:
     ticker.add(m)
     ticker.discard(m)
     assert ticker._handle is None
+
+
+async def test_a_member_that_sent_its_frame_early_is_passed_by() -> None:
+    ticker = Ticker(asyncio.get_running_loop())
+    early, plain = Member(), Member()
+    ticker.add(early)
+    ticker.add(plain)
+    assert early.due == ticker._deadlines[ticker._where[early]]
+    early.due = time.monotonic() + 0.2  # as if it had sent its frames itself, up to then
+    await asyncio.sleep(0.15)
+    assert early.times == [] and len(plain.times) >= 6
+    await asyncio.sleep(0.15)
+    ticker.discard(early)
+    ticker.discard(plain)
+    assert len(early.times) >= 4  # served again once its frames were due
+
+
+async def test_shift_moves_a_members_deadlines_by_whole_slots() -> None:
+    ticker = Ticker(asyncio.get_running_loop())
+    m = Member()
+    ticker.add(m)
+    group, due = ticker._where[m], m.due
+    ticker.shift(m, -1)
+    assert ticker._where[m] == (group - 1) % 8 and m.due == pytest.approx(due - 0.0025)
+    ticker.shift(m, 3)
+    assert ticker._where[m] == (group + 2) % 8 and m.due == pytest.approx(due + 0.005)
+    await asyncio.sleep(0.3)
+    ticker.discard(m)
+    ticker.shift(m, 1)  # no longer a member: nothing happens
+    # its ticks keep the phase of the group it moved to
+    phase = ticker._deadlines[(group + 2) % 8] % 0.020
+    assert all(abs((t - phase + 0.010) % 0.020 - 0.010) < 0.004 for t in m.times)
+    assert abs(m.times[0] - (due + 0.005)) < 0.004

@@ -44,6 +44,8 @@ class ClientCall(asyncio.Protocol):
         self.out = OutgoingAudio(rate, max_bytes=1 << 40, silence=False)
         self.transport: asyncio.Transport | None = None
         self.ticker: Ticker | None = None
+        #: The deadline of the next frame (kept by the ticker).
+        self.due = 0.0
         #: Everything the server sent as audio, if ``record``.
         self.received = bytearray()
         self._record = record

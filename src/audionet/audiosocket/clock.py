@@ -6,6 +6,13 @@ When the loop falls behind, the ticker runs once, late, and then moves on to the
 future: it never bursts to catch up (Asterisk would play a burst at once). Lateness of every tick is
 recorded so servers and load generators can report it. Deadlines and lateness use ``time.monotonic``
 (the clock of asyncio's ``loop.time``), not ``loop.time()`` itself: uvloop's has millisecond steps.
+
+Each member carries ``due``, the deadline of its next frame (one of its group's deadlines). The
+ticker serves a member only when ``due`` has come; a member that sent its frame itself a little
+before the deadline (a call answering the caller's frame as it arrives, see
+:meth:`~audionet.audiosocket.connection.CallConnection.answer`) moves its ``due`` one period on and
+the ticker passes it by. :meth:`Ticker.shift` moves a member's deadlines by whole slots (to another
+group), so a call's clock can lock onto the phase of the caller's frames.
 """
 
 from __future__ import annotations
@@ -14,16 +21,27 @@ import asyncio
 import math
 import time
 import weakref
+from bisect import bisect_left
 from typing import Protocol
 
 from audionet.audiosocket.proto import FRAME_MS
 
 PERIOD = FRAME_MS / 1000
+#: Groups of members served ``SLOT`` apart within each period (one timer alive at a time).
+PHASES = 8
+SLOT = PERIOD / PHASES
+#: Upper bounds (s) of the lateness histogram's buckets; one more bucket holds everything above.
+LATENESS_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+)  # fmt: skip
 #: Lateness samples kept for percentiles: 60 s of ticks (one per group: 8 groups, 50 times a second).
 LATENESS_WINDOW = 24000
 
 
 class Ticking(Protocol):
+    #: The deadline of the member's next frame (time.monotonic); set by :meth:`Ticker.add`.
+    due: float
+
     def tick(self) -> None: ...
 
 
@@ -36,7 +54,7 @@ class Ticker:
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, period: float = PERIOD, phases: int = 8
+        self, loop: asyncio.AbstractEventLoop, period: float = PERIOD, phases: int = PHASES
     ) -> None:
         self.loop = loop
         self.period = period
@@ -51,8 +69,15 @@ class Ticker:
         self.start_lateness: list[float] = []
         self.end_lateness: list[float] = []
         self._pos = 0
+        #: Every tick's lateness (after its last member) since the start, counted per bucket of
+        #: :data:`LATENESS_BUCKETS`, and their sum: a Prometheus histogram, which a reader can
+        #: difference over any interval (the ring buffers only hold the last minute).
+        self.histogram = [0] * (len(LATENESS_BUCKETS) + 1)
+        self.lateness_sum = 0.0
         self.ticks = 0
         self.skipped = 0
+        #: How late (s) the last tick with members started: the loop's backlog, as of then.
+        self.behind = 0.0
 
     def __len__(self) -> int:
         return len(self._where)
@@ -68,6 +93,19 @@ class Ticker:
             self._deadlines = [now + (g + 1) * self._slot for g in range(self.phases)]
             self._phase = 0
             self._handle = self.loop.call_later(self._slot, self._tick)
+        member.due = self._deadlines[group]
+
+    def shift(self, member: Ticking, slots: int) -> None:
+        """Move ``member``'s deadlines ``slots`` slots later (earlier if negative), into the group
+        served at that phase: its next frame becomes due ``slots * period / phases`` later."""
+        group = self._where.get(member)
+        if group is None:
+            return
+        del self._groups[group][member]
+        group = (group + slots) % self.phases
+        self._groups[group][member] = None
+        self._where[member] = group
+        member.due += slots * self._slot
 
     def discard(self, member: Ticking) -> None:
         group = self._where.pop(member, None)
@@ -78,6 +116,8 @@ class Ticker:
             self._handle = None
 
     def _record(self, start: float, end: float) -> None:
+        self.histogram[bisect_left(LATENESS_BUCKETS, end)] += 1
+        self.lateness_sum += end
         if len(self.start_lateness) < LATENESS_WINDOW:
             self.start_lateness.append(start)
             self.end_lateness.append(end)
@@ -93,7 +133,14 @@ class Ticker:
         group = self._groups[phase]
         start = time.monotonic()
         if group:
+            # A member whose frame for this deadline is already sent has its ``due`` a period on
+            # (half a slot of margin for float sums); every other member is served now.
+            serve_by = deadline + self._slot / 2
+            nxt_due = deadline + self.period
             for member in list(group):
+                if member.due > serve_by:
+                    continue
+                member.due = nxt_due
                 try:
                     member.tick()
                 except Exception as exc:  # one bad member must not stop the clock of the others
@@ -102,6 +149,7 @@ class Ticker:
             end = time.monotonic()
             self.ticks += 1
             self._record(start - deadline, end - deadline)
+            self.behind = start - deadline
         else:
             end = start
         if not self._where:
@@ -117,6 +165,10 @@ class Ticker:
         self._deadlines[phase] = nxt
         self._phase = min(range(self.phases), key=self._deadlines.__getitem__)
         self._handle = loop.call_later(self._deadlines[self._phase] - time.monotonic(), self._tick)
+
+    def lateness_histogram(self) -> tuple[list[int], float]:
+        """A copy of the per-bucket counts of :attr:`histogram` and the sum of all lateness."""
+        return list(self.histogram), self.lateness_sum
 
     def lateness(self, q: float, end: bool = True) -> float:
         """The ``q`` quantile (0..1) of tick lateness in seconds over the last minute."""

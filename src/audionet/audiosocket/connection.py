@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 from collections import deque
 from collections.abc import Callable
+from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
 
 from audionet.audio.codecs.g711 import alaw_decode, ulaw_decode
 from audionet.audiosocket.call import Call
-from audionet.audiosocket.clock import PERIOD
+from audionet.audiosocket.clock import PERIOD, SLOT
 from audionet.audiosocket.pacing import OutgoingAudio
 from audionet.audiosocket.proto import (
     HANGUP_MESSAGE,
@@ -46,6 +48,12 @@ log = logging.getLogger(__name__)
 CLOSE_GRACE = 2.0
 _DECODERS = {"slin": None, "ulaw": ulaw_decode, "alaw": alaw_decode}
 
+#: How early (s) a call may send its frame before the deadline, from the receive callback.
+EARLY = 0.010
+_HALF_EARLY = EARLY / 2
+_SLOT = SLOT
+_MAX_JUMP = round(EARLY / SLOT)
+
 #: One receive buffer shared by every :class:`BufferedCallConnection` of a process: each read is
 #: copied out of it before the loop does anything else, so it is never used by two reads at once.
 _RECV_BUFFER = memoryview(bytearray(1 << 16))
@@ -69,6 +77,8 @@ class CallConnection(asyncio.Protocol):
         self._stalled = 0
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        #: The deadline of this call's next outgoing frame (kept by the shared ticker).
+        self.due = 0.0
         self.stats = server.stats
         self._on_event = server.handler.event
         #: The handler's optional fast path for whole audio messages of the call's own kind.
@@ -135,6 +145,8 @@ class CallConnection(asyncio.Protocol):
                 hook(self.call, data)  # type: ignore[misc,arg-type]  # set with _fast_len
             except Exception as exc:
                 self._handler_failed(exc)
+                return
+            self.answer()
             return
         core = self.core
         if core is None:
@@ -165,15 +177,19 @@ class CallConnection(asyncio.Protocol):
                 self._handler_failed(exc)
                 return
             if end == len(data):
+                self.answer()
                 return
-            data = data[end:]
+            self._general(core, data[end:], heard=True)
+            return
         self._general(core, data)
 
-    def _general(self, core: ServerConnection, data: bytes) -> None:
+    def _general(self, core: ServerConnection, data: bytes, heard: bool = False) -> None:
+        """Everything but whole frames of the call's own kind; ``heard``: audio came before."""
         for ev in core.receive_data(data):
             if self._closed:
                 return
             if type(ev) is Audio:
+                heard = True
                 stats = self.stats
                 stats.frames_in += 1
                 stats.bytes_in += len(ev.pcm)
@@ -193,6 +209,8 @@ class CallConnection(asyncio.Protocol):
             if core.state is State.ACTIVE and not core.pending() and self.call is not None
             else 0
         )
+        if heard and not self._closed and self.call is not None:
+            self.answer()
 
     def eof_received(self) -> bool:
         if self.core is not None:
@@ -227,8 +245,59 @@ class CallConnection(asyncio.Protocol):
     # -- the outgoing clock ------------------------------------------------------------------------
 
     def tick(self) -> None:
+        """The shared ticker's call: this call's frame is due and was not sent yet."""
+        if self._paused:  # the peer is not reading: keep the frame queued, count the stall
+            if self.out is not None:
+                self._stalled += 1
+                if self._stalled * PERIOD >= self.server.config.write_timeout:
+                    self._abort(
+                        Error(f"peer read nothing for {self.server.config.write_timeout:g} s")
+                    )
+            return
+        self._send_next()
+
+    def answer(self) -> None:
+        """The caller's audio just arrived: send this call's next frame now if it is due within
+        :data:`EARLY` s, and move the clock one slot towards the phase of the caller's frames.
+
+        Asterisk sends a frame every 20 ms; once the clock is locked onto that phase, each frame
+        of ours goes out from the receive callback, right after the caller's (one wake-up per frame
+        instead of two, the write while the call's state is still in cache) and the ticker passes
+        the call by. The clock keeps its 20 ms deadlines: at most one frame per deadline, never
+        more than :data:`EARLY` s before it, and a frame not sent this way is sent by the ticker at
+        the deadline, as before (silence when nothing is queued). While the loop is behind, the
+        time a frame is read says little about when it arrived: the clock then learns no later
+        phase (all the calls read in one busy stretch would crowd into one slot).
+        """
+        now = monotonic()
+        due = self.due
+        early = now - due + _HALF_EARLY  # the arrival against the middle of the sending window
+        if early >= -_HALF_EARLY:  # due within EARLY s (or past: the ticker is behind)
+            if not self._paused and not self._closed:
+                self._send_next()
+                due += PERIOD
+                if due <= now:  # the ticker is more than a period behind: skip, never burst
+                    due += math.ceil((now - due) / PERIOD) * PERIOD
+                self.due = due
+            # keep the caller's frames in the middle of the window, where jitter either way
+            # still finds them inside it
+            if early > _SLOT:
+                ticker = self.server.ticker
+                if ticker.behind < _SLOT:  # (a busy loop reads late: no phase to learn then)
+                    ticker.shift(self, 1)
+            elif early < -_SLOT:
+                self.server.ticker.shift(self, -1)
+        elif early >= _HALF_EARLY - PERIOD:
+            # Due in more than EARLY s: the frame waits for the ticker, which sends it before the
+            # caller's next one arrives (so no backlog builds up), and the deadline moves earlier
+            # so that the caller's next frame lands in the middle of the window. By at most EARLY
+            # s at once: this frame still leaves at least PERIOD - EARLY s after the previous one.
+            self.server.ticker.shift(self, -min(_MAX_JUMP, round(-early / _SLOT)))
+        # else: a second frame within one period (a burst): it waits its turn, no phase to learn
+
+    def _send_next(self) -> None:
         msgs = self._msgs
-        if msgs and not self._paused:  # the hot path: a whole frame queued as it came (an echo)
+        if msgs:  # the hot path: a whole frame queued as it came (an echo)
             write = self._write
             write(msgs.popleft())
             stats = self.stats
@@ -240,11 +309,6 @@ class CallConnection(asyncio.Protocol):
             return
         out = self.out
         if out is None:
-            return
-        if self._paused:  # the peer is not reading: keep the frame queued, count the stall
-            self._stalled += 1
-            if self._stalled * PERIOD >= self.server.config.write_timeout:
-                self._abort(Error(f"peer read nothing for {self.server.config.write_timeout:g} s"))
             return
         msg = out.next_message()
         if msg is not None:

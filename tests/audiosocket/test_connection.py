@@ -1,0 +1,138 @@
+"""A call's outgoing clock locks onto the caller's frames: each reply leaves as the caller's frame
+arrives, one frame per 20 ms deadline, never a burst, silence when the caller is silent.
+
+The caller is a plain blocking socket in a thread with its own 20 ms schedule (not the event loop's
+ticker), like Asterisk, whose frame clock has nothing to do with the server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import statistics
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+
+from audionet.audiosocket import serve
+from audionet.audiosocket.apps import EchoApp, SilenceApp
+from audionet.audiosocket.connection import EARLY
+from audionet.audiosocket.proto import HEADER, encode_uuid
+
+FRAME = 320
+AUDIO = 0x10
+
+
+@dataclass
+class Caller:
+    """Sends ``frames`` frames in groups of ``burst`` every ``burst * 20`` ms; records when each of
+    the server's messages arrived and, for echoed frames, the delay after their own send."""
+
+    port: int
+    frames: int
+    burst: int = 1
+    #: When the first frame goes out, after the first silence heard (like Asterisk, which starts
+    #: sending once it hears the server): sets the caller's phase against the server's clock.
+    phase: float = 0.003
+    sent_at: dict[int, float] = field(default_factory=dict)
+    heard: list[tuple[float, int]] = field(default_factory=list)  # (arrival, seq or -1 = silence)
+    _first: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(encode_uuid(uuid.uuid4()))
+        reader = threading.Thread(target=self._read, args=(sock,))
+        reader.start()
+        assert self._first.wait(5), "the server sent nothing"
+        start = self.heard[0][0] + 0.100 + self.phase
+        for k in range(0, self.frames, self.burst):
+            delay = start + k * 0.020 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            batch = b""
+            for seq in range(k, min(k + self.burst, self.frames)):
+                self.sent_at[seq] = time.monotonic()
+                batch += HEADER.pack(AUDIO, FRAME) + struct.pack(">I", seq + 1) + bytes(FRAME - 4)
+            sock.sendall(batch)
+        time.sleep(0.3)
+        sock.shutdown(socket.SHUT_WR)  # Asterisk closes without a hangup message
+        reader.join(5)
+        sock.close()
+
+    def _read(self, sock: socket.socket) -> None:
+        buf = b""
+        while True:
+            data = sock.recv(65536)
+            now = time.monotonic()
+            if not data:
+                return
+            buf += data
+            while len(buf) >= 3:
+                kind, length = HEADER.unpack_from(buf)
+                if len(buf) < 3 + length:
+                    break
+                payload, buf = buf[3 : 3 + length], buf[3 + length :]
+                if kind == AUDIO:
+                    (tag,) = struct.unpack_from(">I", payload)
+                    self.heard.append((now, tag - 1))  # silence has tag 0: seq -1
+                    self._first.set()
+                elif kind == 0x00:
+                    return
+
+    def echo_delays(self, skip: int) -> list[float]:
+        return [t - self.sent_at[s] for t, s in self.heard if s >= skip]
+
+    def audio_gaps(self) -> list[float]:
+        times = [t for t, _ in self.heard]
+        return [b - a for a, b in itertools.pairwise(times)]
+
+
+async def run_caller(caller: Caller) -> None:
+    await asyncio.get_running_loop().run_in_executor(None, caller.run)
+
+
+@pytest.mark.parametrize("phase_ms", [1, 6, 11, 16])
+async def test_echo_leaves_as_each_frame_arrives_once_the_clock_has_locked_on(
+    phase_ms: int,
+) -> None:
+    async with serve(EchoApp(), "127.0.0.1", 0) as server:
+        caller = Caller(server.port, 100, phase=phase_ms / 1000)
+        await run_caller(caller)
+    echoed = [s for _, s in caller.heard if s >= 0]
+    assert echoed == list(range(100))  # every frame, once, in order
+    delays = caller.echo_delays(skip=10)  # the clock moves one 2.5 ms slot per frame to lock on
+    # A clock that ignores the caller's phase answers 0-20 ms later (10 ms on average).
+    assert statistics.median(delays) < 0.004, delays
+    assert sum(d < 0.008 for d in delays) >= 0.9 * len(delays), delays
+
+
+async def test_a_bursting_caller_still_hears_one_frame_per_deadline() -> None:
+    async with serve(EchoApp(), "127.0.0.1", 0) as server:
+        caller = Caller(server.port, 100, burst=5)  # five frames in one write every 100 ms
+        await run_caller(caller)
+    echoed = [s for _, s in caller.heard if s >= 0]
+    assert echoed == list(range(100))
+    gaps = caller.audio_gaps()
+    # At most one frame per 20 ms deadline, never more than EARLY before it: no two frames closer
+    # than 20 ms - EARLY (a little less for scheduling jitter on a loaded machine).
+    assert min(gaps) > 0.020 - EARLY - 0.004, sorted(gaps)[:5]
+    span = caller.heard[-1][0] - caller.heard[0][0]
+    assert 47 < (len(caller.heard) - 1) / span < 53  # still 50 frames a second
+
+
+@pytest.mark.parametrize("app", [SilenceApp(), EchoApp()])
+async def test_the_clock_answers_a_silent_caller_with_paced_silence(app: object) -> None:
+    async with serve(app, "127.0.0.1", 0) as server:
+        caller = Caller(server.port, 0)  # connects, sends nothing but the UUID
+        await run_caller(caller)
+        await asyncio.sleep(0.2)
+    assert caller.heard and all(s == -1 for _, s in caller.heard)
+    span = caller.heard[-1][0] - caller.heard[0][0]
+    assert 47 < (len(caller.heard) - 1) / span < 53
+    assert statistics.median(caller.audio_gaps()) == pytest.approx(0.020, abs=0.002)
