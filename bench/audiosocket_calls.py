@@ -12,8 +12,10 @@ alone, pinned to ``--server-cpus`` (one core: CPU 0), and the load generator
 unrelated processes on a shared machine do not delay them. A step passes
 with every call completed, zero lost frames, echo latency p99 under 60 ms (as measured by the
 generator, so it includes the generator's own receive path), and, for ours, the send lateness p99 of
-its paced 20 ms clock under 5 ms (the bare echo has no send schedule to be late against: it writes
-back at once). A step is valid only while the generator itself keeps up: if its own send lateness p99
+its paced 20 ms clock under 5 ms while the calls send audio (from the server's
+``audiosocket_clock_lateness_seconds`` histogram, scraped as the audio starts and as it stops, so
+the burst of call set-ups before is not counted, as it is not for the generator; the bare echo has
+no send schedule to be late against: it writes back at once). A step is valid only while the generator itself keeps up: if its own send lateness p99
 reaches 5 ms (marked *) or it sends under 98% of the 50 frames per second per call, the step is
 "generator overloaded" (no verdict on the server). "Max calls passed" is the last step before the
 first failure; the climb goes on after a failure (larger steps that pass are listed, and their CPU
@@ -147,15 +149,38 @@ def run_delay(pid: int) -> float:
         return 0.0
 
 
-def scrape_lateness(port: int) -> float | None:
+def scrape_histogram(port: int) -> list[tuple[float, float]] | None:
+    """The server clock's lateness histogram: (upper bound, cumulative count) per bucket."""
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     except OSError:
         return None
+    buckets = []
     for line in text.splitlines():
-        if line.startswith('audiosocket_tick_lateness_seconds{quantile="0.99"}'):
-            return float(line.split()[-1])
-    return None
+        if line.startswith("audiosocket_clock_lateness_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(bound), float(line.split()[-1])))
+    return buckets or None
+
+
+def histogram_quantile(
+    q: float, before: list[tuple[float, float]], after: list[tuple[float, float]]
+) -> float | None:
+    """The ``q`` quantile of what was counted between two scrapes, interpolated within its bucket
+    like Prometheus's ``histogram_quantile`` (the top bucket gives its lower bound)."""
+    counts = [(b, a - c) for (b, a), (_, c) in zip(after, before, strict=True)]
+    total = counts[-1][1]
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for bound, cum in counts:
+        if cum >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(cum - below, 1e-9)
+        lower, below = bound, cum
+    return lower
 
 
 def pin(pid: int, cpus: set[int] | None, nice: int = 0, rt: int = 0) -> None:
@@ -226,16 +251,18 @@ def run_step(
         # The server's CPU over exactly the time the calls send audio (not connecting, not settling).
         until("audio started")
         cpu0, wait0, t0 = cpu_seconds(proc.pid), run_delay(proc.pid), time.monotonic()
+        hist0 = scrape_histogram(mport) if server == "ours" else None
         until("audio stopped")
         wall = time.monotonic() - t0
+        hist1 = scrape_histogram(mport) if server == "ours" else None
         step.cpu = (cpu_seconds(proc.pid) - cpu0) / wall
         step.cpu_wait = (run_delay(proc.pid) - wait0) / wall
         results = []
         for g in gens:
             out, _ = g.communicate(timeout=duration + 120)
             results.append(json.loads(out.strip().splitlines()[-1]))
-        if server == "ours":
-            step.server_late_p99 = scrape_lateness(mport)
+        if hist0 and hist1:  # the clock's lateness while the calls sent audio
+            step.server_late_p99 = histogram_quantile(0.99, hist0, hist1)
     except Exception as exc:  # a failed step is a result, not a crash of the benchmark
         step.verdict = f"error: {exc}"
         return step

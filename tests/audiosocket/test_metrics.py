@@ -51,8 +51,9 @@ def test_workers_collector_sums_counters_and_takes_the_worst_clock() -> None:
     b.error("timeout")
     now = time.monotonic()
     reports = {
-        0: (now, snapshot(a, lambda q: q / 100)),
-        1: (now - 60, snapshot(b, lambda q: q / 10)),  # stopped reporting a minute ago
+        0: (now, snapshot(a, lambda q: q / 100, lambda: ([3] + [0] * 12 + [1], 2.5))),
+        # stopped reporting a minute ago
+        1: (now - 60, snapshot(b, lambda q: q / 10, lambda: ([1] + [0] * 5 + [2] + [0] * 7, 0.5))),
     }
     registry = CollectorRegistry()
     registry.register(WorkersCollector(lambda: reports))
@@ -63,11 +64,18 @@ def test_workers_collector_sums_counters_and_takes_the_worst_clock() -> None:
     assert 'audiosocket_errors_total{kind="protocol"} 2.0' in text
     assert 'audiosocket_errors_total{kind="timeout"} 1.0' in text
     assert 'audiosocket_tick_lateness_seconds{quantile="0.99"} 0.099' in text
+    # the histograms are summed: 4 ticks up to 0.5 ms, 2 more up to 7.5 ms, 1 above 1 s
+    assert 'audiosocket_clock_lateness_seconds_bucket{le="0.0005"} 4.0' in text
+    assert 'audiosocket_clock_lateness_seconds_bucket{le="0.005"} 4.0' in text
+    assert 'audiosocket_clock_lateness_seconds_bucket{le="0.0075"} 6.0' in text
+    assert 'audiosocket_clock_lateness_seconds_bucket{le="+Inf"} 7.0' in text
+    assert "audiosocket_clock_lateness_seconds_count 7.0" in text
+    assert "audiosocket_clock_lateness_seconds_sum 3.0" in text
     assert 'audiosocket_worker_up{worker="0"} 1.0' in text
     assert 'audiosocket_worker_up{worker="1"} 0.0' in text
     assert 'audiosocket_worker_calls_total{worker="1"} 4.0' in text
 
 
 def test_combine_of_nothing_is_zero() -> None:
-    total, late = combine([])
-    assert total == Stats() and late is None
+    total, late, hist = combine([])
+    assert total == Stats() and late is None and hist is None

@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
+
+from audionet.audiosocket.clock import LATENESS_BUCKETS
 
 
 @dataclass
@@ -40,20 +42,40 @@ class Stats:
 #: Quantiles of the send clock's lateness that are exposed.
 QUANTILES = (0.5, 0.99, 1.0)
 
+#: The clock's lateness histogram: counts per bucket of ``LATENESS_BUCKETS`` (and one above), sum.
+Histogram = tuple[list[int], float]
 
-def snapshot(stats: Stats, lateness: Callable[[float], float] | None = None) -> dict[str, Any]:
-    """A picklable copy of ``stats`` (and the lateness quantiles), for a worker to report."""
+
+def snapshot(
+    stats: Stats,
+    lateness: Callable[[float], float] | None = None,
+    histogram: Callable[[], Histogram] | None = None,
+) -> dict[str, Any]:
+    """A picklable copy of ``stats`` (and the lateness quantiles and histogram), for a worker to
+    report."""
     snap = dataclasses.asdict(stats)
     if lateness is not None:
         snap["lateness"] = {q: lateness(q) for q in QUANTILES}
+    if histogram is not None:
+        snap["histogram"] = histogram()
     return snap
 
 
-def combine(snapshots: Iterable[dict[str, Any]]) -> tuple[Stats, dict[float, float] | None]:
-    """The sum of several workers' counters, and the worst of their clocks' lateness."""
+def combine(
+    snapshots: Iterable[dict[str, Any]],
+) -> tuple[Stats, dict[float, float] | None, Histogram | None]:
+    """The sum of several workers' counters, the worst of their clocks' lateness and the sum of
+    their lateness histograms."""
     total = Stats()
     late: dict[float, float] | None = None
+    hist: Histogram | None = None
     for snap in snapshots:
+        if "histogram" in snap:
+            counts, total_s = snap["histogram"]
+            if hist is None:
+                hist = (list(counts), total_s)
+            else:
+                hist = ([a + b for a, b in zip(hist[0], counts, strict=True)], hist[1] + total_s)
         for f in dataclasses.fields(Stats):
             if f.name == "errors":
                 for kind, n in snap["errors"].items():
@@ -64,17 +86,24 @@ def combine(snapshots: Iterable[dict[str, Any]]) -> tuple[Stats, dict[float, flo
             late = late or {}
             for q, v in snap["lateness"].items():
                 late[q] = max(late.get(q, 0.0), v)
-    return total, late
+    return total, late, hist
 
 
 class StatsCollector(Collector):
-    """Exposes :class:`Stats` (and, if given, the ticker's lateness) as ``audiosocket_*`` metrics."""
+    """Exposes :class:`Stats` (and, if given, the ticker's lateness quantiles and histogram) as
+    ``audiosocket_*`` metrics."""
 
-    def __init__(self, stats: Stats, lateness: Callable[[float], float] | None = None) -> None:
+    def __init__(
+        self,
+        stats: Stats,
+        lateness: Callable[[float], float] | None = None,
+        histogram: Callable[[], Histogram] | None = None,
+    ) -> None:
         self.stats = stats
         self.lateness = lateness
+        self.histogram = histogram
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         s = self.stats
         yield GaugeMetricFamily(
             "audiosocket_calls_active", "Calls in progress", value=s.calls_active
@@ -119,6 +148,19 @@ class StatsCollector(Collector):
             for q in QUANTILES:
                 late.add_metric([str(q)], self.lateness(q))
             yield late
+        if self.histogram is not None:
+            counts, total = self.histogram()
+            cumulative, buckets = 0, []
+            for bound, n in zip((*map(str, LATENESS_BUCKETS), "+Inf"), counts, strict=True):
+                cumulative += n
+                buckets.append((bound, cumulative))
+            yield HistogramMetricFamily(
+                "audiosocket_clock_lateness_seconds",
+                "Lateness of every tick of the 20 ms send clock since the start (after the last "
+                "call was served)",
+                buckets=buckets,
+                sum_value=total,
+            )
 
 
 class WorkersCollector(Collector):
@@ -135,10 +177,12 @@ class WorkersCollector(Collector):
     def __init__(self, latest: Callable[[], dict[int, tuple[float, dict[str, Any]]]]) -> None:
         self.latest = latest
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         reports = self.latest()
-        total, late = combine(snap for _, snap in reports.values())
-        yield from StatsCollector(total, late.__getitem__ if late else None).collect()
+        total, late, hist = combine(snap for _, snap in reports.values())
+        yield from StatsCollector(
+            total, late.__getitem__ if late else None, (lambda: hist) if hist else None
+        ).collect()
         now = time.monotonic()
         up = GaugeMetricFamily(
             "audiosocket_worker_up", "1 if the worker reported in the last 5 s", labels=["worker"]
@@ -168,6 +212,7 @@ def start_metrics_server(
     stats: Stats,
     lateness: Callable[[float], float] | None = None,
     addr: str = "127.0.0.1",
+    histogram: Callable[[], Histogram] | None = None,
 ) -> CollectorRegistry:
     """Serve one server's metrics over HTTP on ``addr:port`` (a daemon thread)."""
-    return serve_collector(StatsCollector(stats, lateness), port, addr)
+    return serve_collector(StatsCollector(stats, lateness, histogram), port, addr)

@@ -228,12 +228,19 @@ async def _serve(
 
         async def report() -> None:
             while True:
-                reports.put((index, snapshot(server.stats, server.ticker.lateness)))
+                ticker = server.ticker
+                snap = snapshot(server.stats, ticker.lateness, ticker.lateness_histogram)
+                reports.put((index, snap))
                 await asyncio.sleep(REPORT_INTERVAL)
 
         report_task = asyncio.create_task(report())
     elif args.metrics_port:
-        start_metrics_server(args.metrics_port, server.stats, server.ticker.lateness)
+        start_metrics_server(
+            args.metrics_port,
+            server.stats,
+            server.ticker.lateness,
+            histogram=server.ticker.lateness_histogram,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
