@@ -108,6 +108,8 @@ class Step:
     lat_p50: float = 0.0
     lat_p99: float = 0.0
     server_late_p99: float | None = None
+    #: Ours: the share of its frames sent as the caller's frame arrived (the rest by its clock).
+    answered: float | None = None
     gen_late_p99: float = 0.0
     gen_cpu: float = 0.0
     cpu: float = 0.0
@@ -149,18 +151,39 @@ def run_delay(pid: int) -> float:
         return 0.0
 
 
-def scrape_histogram(port: int) -> list[tuple[float, float]] | None:
-    """The server clock's lateness histogram: (upper bound, cumulative count) per bucket."""
+def scrape(port: int) -> str | None:
     try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     except OSError:
         return None
+
+
+def histogram(text: str) -> list[tuple[float, float]]:
+    """The server clock's lateness histogram: (upper bound, cumulative count) per bucket."""
     buckets = []
     for line in text.splitlines():
         if line.startswith("audiosocket_clock_lateness_seconds_bucket{"):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float(bound), float(line.split()[-1])))
-    return buckets or None
+    return buckets
+
+
+def counter(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def answered(before: str, after: str) -> float | None:
+    """The share of the server's frames sent from the receive callback (not by the clock)."""
+    out = counter(after, 'audiosocket_frames_total{direction="out"}') - counter(
+        before, 'audiosocket_frames_total{direction="out"}'
+    )
+    ticked = counter(after, "audiosocket_frames_ticked_total") - counter(
+        before, "audiosocket_frames_ticked_total"
+    )
+    return 1 - ticked / out if out > 0 else None
 
 
 def histogram_quantile(
@@ -251,18 +274,19 @@ def run_step(
         # The server's CPU over exactly the time the calls send audio (not connecting, not settling).
         until("audio started")
         cpu0, wait0, t0 = cpu_seconds(proc.pid), run_delay(proc.pid), time.monotonic()
-        hist0 = scrape_histogram(mport) if server == "ours" else None
+        text0 = scrape(mport) if server == "ours" else None
         until("audio stopped")
         wall = time.monotonic() - t0
-        hist1 = scrape_histogram(mport) if server == "ours" else None
+        text1 = scrape(mport) if server == "ours" else None
         step.cpu = (cpu_seconds(proc.pid) - cpu0) / wall
         step.cpu_wait = (run_delay(proc.pid) - wait0) / wall
         results = []
         for g in gens:
             out, _ = g.communicate(timeout=duration + 120)
             results.append(json.loads(out.strip().splitlines()[-1]))
-        if hist0 and hist1:  # the clock's lateness while the calls sent audio
-            step.server_late_p99 = histogram_quantile(0.99, hist0, hist1)
+        if text0 and text1:  # the clock's lateness while the calls sent audio
+            step.server_late_p99 = histogram_quantile(0.99, histogram(text0), histogram(text1))
+            step.answered = answered(text0, text1)
     except Exception as exc:  # a failed step is a result, not a crash of the benchmark
         step.verdict = f"error: {exc}"
         return step
@@ -516,15 +540,18 @@ def main() -> int:
     lines += [
         "",
         'All steps (*: generator send lateness p99 over 5 ms; "waiting for a CPU": share of the',
-        "step the server process was runnable but not running, i.e. the machine's cores were busy):",
+        "step the server process was runnable but not running, i.e. the machine's cores were busy;",
+        '"answered on arrival": share of our frames sent as the caller\'s frame arrived, the rest',
+        "by the clock at their deadline):",
         "",
     ]
     lines += ["| server | loop | calls | verdict | lost | echo p99 | "
-              "server late p99 | generator late p99 | frames/s per call sent | server CPU | server waiting for a CPU | generator CPU |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+              "server late p99 | answered on arrival | generator late p99 | frames/s per call sent | server CPU | server waiting for a CPU | generator CPU |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for s in all_steps:
+        share = "-" if s.answered is None else f"{100 * s.answered:.0f}%"
         lines.append(
             f"| {s.server} | {s.loop} | {s.calls} | {s.verdict} | {s.lost} | {ms(s.lat_p99)} | "
-            f"{ms(s.server_late_p99)} | {gen(s.gen_late_p99)} | "
+            f"{ms(s.server_late_p99)} | {share} | {gen(s.gen_late_p99)} | "
             f"{s.sent / (args.duration * s.calls):.1f} | {100 * s.cpu:.0f}% | {100 * s.cpu_wait:.0f}% | "
             f"{100 * s.gen_cpu:.0f}% |"
         )

@@ -106,6 +106,8 @@ async def test_echo_leaves_as_each_frame_arrives_once_the_clock_has_locked_on(
         await run_caller(caller)
     echoed = [s for _, s in caller.heard if s >= 0]
     assert echoed == list(range(100))  # every frame, once, in order
+    stats = server.stats
+    assert stats.frames_out - stats.frames_ticked >= 85  # sent as the caller's frames arrived
     delays = caller.echo_delays(skip=10)  # the clock moves one 2.5 ms slot per frame to lock on
     # A clock that ignores the caller's phase answers 0-20 ms later (10 ms on average).
     assert statistics.median(delays) < 0.004, delays
@@ -132,6 +134,7 @@ async def test_the_clock_answers_a_silent_caller_with_paced_silence(app: object)
         caller = Caller(server.port, 0)  # connects, sends nothing but the UUID
         await run_caller(caller)
         await asyncio.sleep(0.2)
+    assert server.stats.frames_ticked == server.stats.frames_out  # all by the clock
     assert caller.heard and all(s == -1 for _, s in caller.heard)
     span = caller.heard[-1][0] - caller.heard[0][0]
     assert 47 < (len(caller.heard) - 1) / span < 53

@@ -20,7 +20,9 @@ from audionet.audiosocket.metrics import (
 
 
 def test_collector_exposes_every_counter() -> None:
-    stats = Stats(calls_active=2, calls_total=5, frames_in=100, frames_out=90, bytes_in=32000)
+    stats = Stats(
+        calls_active=2, calls_total=5, frames_in=100, frames_out=90, frames_ticked=4, bytes_in=32000
+    )
     stats.error("protocol")
     registry = CollectorRegistry()
     registry.register(StatsCollector(stats, lambda q: q / 64))
@@ -28,6 +30,7 @@ def test_collector_exposes_every_counter() -> None:
     assert "audiosocket_calls_active 2.0" in text
     assert "audiosocket_calls_total 5.0" in text
     assert 'audiosocket_frames_total{direction="in"} 100.0' in text
+    assert "audiosocket_frames_ticked_total 4.0" in text
     assert 'audiosocket_errors_total{kind="protocol"} 1.0' in text
     assert 'audiosocket_tick_lateness_seconds{quantile="0.5"} 0.0078125' in text
 

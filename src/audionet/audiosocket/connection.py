@@ -254,7 +254,10 @@ class CallConnection(asyncio.Protocol):
                         Error(f"peer read nothing for {self.server.config.write_timeout:g} s")
                     )
             return
+        stats = self.stats
+        sent = stats.frames_out
         self._send_next()
+        stats.frames_ticked += stats.frames_out - sent
 
     def answer(self) -> None:
         """The caller's audio just arrived: send this call's next frame now if it is due within

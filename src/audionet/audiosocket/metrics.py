@@ -30,6 +30,9 @@ class Stats:
     bytes_in: int = 0
     dtmf_in: int = 0
     frames_out: int = 0
+    #: Of ``frames_out``: sent by the shared clock at their deadline (the others left from the
+    #: receive callback as the caller's frame arrived, see ``CallConnection.answer``).
+    frames_ticked: int = 0
     silence_frames_out: int = 0
     bytes_out: int = 0
     bytes_dropped: int = 0
@@ -118,6 +121,11 @@ class StatsCollector(Collector):
         frames.add_metric(["in"], s.frames_in)
         frames.add_metric(["out"], s.frames_out)
         yield frames
+        yield CounterMetricFamily(
+            "audiosocket_frames_ticked",
+            "Frames sent by the clock at their deadline (the others left as the caller's arrived)",
+            value=s.frames_ticked,
+        )
         yield CounterMetricFamily(
             "audiosocket_silence_frames",
             "Silence frames sent when nothing was queued",
