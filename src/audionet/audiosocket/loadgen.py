@@ -163,7 +163,8 @@ def drive_load(
     msg_len = HEADER_SIZE + size
     if size < _TAG.size:
         raise ValueError(f"a {size}-byte frame cannot carry the {_TAG.size}-byte tag")
-    frames_in = struct.Struct(f"{_FRAME_HEAD.format}{size - _TAG.size}x").iter_unpack
+    # Whole frames of a batch: kind, length, call number, sequence number (the send time skipped).
+    frames_in = struct.Struct(f">BHII{size - _TAG.size + 8}x").iter_unpack
     # The epoll first, so that its descriptor is a low number that select() takes (see wait()).
     ep = select.epoll(max(1, calls))
     try:
@@ -250,7 +251,7 @@ def drive_load(
                 # anything but a frame of this call's kind and size goes to the full parse below.
                 top = last[i]
                 got = 0
-                for k, length, num, s, _ in frames_in(rview[:n]):
+                for k, length, num, s in frames_in(rview[:n]):
                     if k != kind or length != size:
                         break
                     if num == number and s > top:
