@@ -103,6 +103,16 @@ def test_bench_fails_when_frames_are_lost() -> None:
     assert res.returncode == 1
 
 
+def test_bench_with_every_call_timed() -> None:
+    with server("--app", "echo") as port:
+        res = cli(
+            "bench", f"127.0.0.1:{port}", "--calls", "16", "--duration", "1",
+            "--latency-sample", "1",
+        )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "16 / 16" in res.stdout and "echo latency p99" in res.stdout
+
+
 @pytest.mark.parametrize("command", ["serve", "call", "bench"])
 def test_help_has_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
@@ -117,6 +127,8 @@ def test_help_has_examples(command: str, capsys: pytest.CaptureFixture[str]) -> 
         ["audiosocket", "call", "nohostport"],
         ["audiosocket", "call", "127.0.0.1:9", "--dtmf", "x"],
         ["audiosocket", "bench", "127.0.0.1:9", "--calls", "0"],
+        ["audiosocket", "bench", "127.0.0.1:9", "--latency-sample", "0"],
+        ["audiosocket", "bench", "127.0.0.1:9", "--latency-sample", "1.5"],
     ],
 )
 def test_bad_arguments_give_clear_errors(

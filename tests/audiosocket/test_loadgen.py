@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import struct
 import sys
 import time
+from collections.abc import Callable
+
+import pytest
 
 from audionet.audiosocket import serve
 from audionet.audiosocket.apps import EchoApp, SilenceApp
@@ -107,3 +111,94 @@ async def test_a_held_up_generator_reports_its_lateness_and_skips_instead_of_bur
     assert 8 * 73 <= res.frames_sent + res.gen_ticks_skipped <= 8 * 75
     assert res.frames_lost == 0
     assert marks == [True, False]
+
+
+class FrameEcho(asyncio.Protocol):
+    """Parses the generator's frames and echoes them, ``delay`` s later (by call number), except that
+    on calls above ``spare`` each frame whose sequence number ends in 3 is dropped, or replaced by a
+    second copy of the frame before it; ``spoiled`` counts those frames."""
+
+    spoiled = 0
+
+    def __init__(self, delay: Callable[[int], float], spare: int, mode: str) -> None:
+        self.delay, self.spare, self.mode = delay, spare, mode
+        self.buf = b""
+        self.uuid = True
+        self.prev = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.uuid:
+            if len(self.buf) < 19:
+                return
+            self.uuid, self.buf = False, self.buf[19:]
+        out = []
+        number = 0
+        while len(self.buf) >= 323:
+            frame, self.buf = self.buf[:323], self.buf[323:]
+            number, seq = struct.unpack_from(">II", frame, 3)
+            if number > self.spare and seq % 10 == 3:
+                FrameEcho.spoiled += 1
+                if self.mode == "repeat":
+                    out.append(self.prev)
+            else:
+                out.append(frame)
+            self.prev = frame
+        if out:
+            asyncio.get_running_loop().call_later(
+                self.delay(number), self.transport.write, b"".join(out)
+            )
+
+
+async def frame_echo(
+    delay: Callable[[int], float] = lambda number: 0.0, spare: int = 10**9, mode: str = "drop"
+) -> asyncio.Server:
+    FrameEcho.spoiled = 0
+    return await asyncio.get_running_loop().create_server(
+        lambda: FrameEcho(delay, spare, mode), "127.0.0.1", 0
+    )
+
+
+@pytest.mark.parametrize("mode", ["drop", "repeat"])
+async def test_frames_lost_on_batched_calls_are_counted_exactly(mode: str) -> None:
+    # 24 calls, three per slot: with an eighth sampled, calls 1-8 are read at once and 9-24 in
+    # batches; only the batched calls lose frames (every tenth), dropped or replaced by a repeat
+    server = await frame_echo(spare=8, mode=mode)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        res = await run_load("127.0.0.1", port, calls=24, duration=1.0, latency_sample=0.125)
+    assert res.completed == 24 and not res.ok
+    assert FrameEcho.spoiled >= 16  # (fewer than 5 a call if a busy machine made it skip ticks)
+    assert res.frames_lost == FrameEcho.spoiled
+    assert res.frames_echoed == res.frames_sent - FrameEcho.spoiled
+
+
+async def test_every_frame_of_every_call_comes_back() -> None:
+    server = await frame_echo()
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        res = await run_load("127.0.0.1", port, calls=40, duration=1.0)
+    assert res.ok and FrameEcho.spoiled == 0
+    assert 40 * 25 <= res.frames_sent == res.frames_echoed <= 40 * 51  # (a busy machine skips)
+
+
+@pytest.mark.parametrize("sample", [0.125, 1.0])
+async def test_latency_is_measured_on_the_sampled_calls(sample: float) -> None:
+    # The first call of each slot (calls 1-8) is sampled; the others are echoed much later.
+    server = await frame_echo(delay=lambda number: 0.040 if number <= 8 else 0.300)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        res = await run_load("127.0.0.1", port, calls=32, duration=1.0, latency_sample=sample)
+    assert res.ok
+    if sample < 1:
+        assert 0.040 <= res.latency_p50 <= res.latency_p99 < 0.2
+    else:  # all calls timed: three quarters of the frames come back after 300 ms
+        assert 0.300 <= res.latency_p50 <= res.latency_p99 < 0.5
+
+
+def test_the_latency_sample_is_a_share_of_the_calls() -> None:
+    with pytest.raises(ValueError, match="latency_sample"):
+        drive_load("127.0.0.1", 9, 1, 1.0, latency_sample=0)

@@ -109,6 +109,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--calls", type=int, default=100, help="concurrent calls (default 100)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of audio per call")
     p.add_argument("--rate", type=int, default=8000, help="audio rate (Hz)")
+    p.add_argument(
+        "--latency-sample",
+        type=float,
+        default=0.125,
+        help="share of the calls whose echoes are timed as they arrive (default 0.125; the others "
+        "are read in batches, their lost frames counted all the same)",
+    )
     _loop_arg(p)
 
 
@@ -328,9 +335,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     host, port = parse_address(args.address)
     if args.calls < 1 or args.duration <= 0:
         raise ConfigError("--calls must be at least 1 and --duration positive")
+    if not 0 < args.latency_sample <= 1:
+        raise ConfigError("--latency-sample must be above 0 and at most 1")
     console = Console(stderr=True)
     with console.status(f"{args.calls} calls for {args.duration:g} s ..."):
-        res = run(run_load(host, port, args.calls, args.duration, args.rate), args.loop)
+        load = run_load(
+            host,
+            port,
+            args.calls,
+            args.duration,
+            args.rate,
+            latency_sample=args.latency_sample,
+        )
+        res = run(load, args.loop)
     table = Table(title=f"AudioSocket load on {host}:{port}")
     table.add_column("measure")
     table.add_column("value", justify="right")
