@@ -125,6 +125,7 @@ def test_help_has_examples(command: str, capsys: pytest.CaptureFixture[str]) -> 
     [
         ["audiosocket", "serve", "--app", "karaoke"],
         ["audiosocket", "call", "nohostport"],
+        ["audiosocket", "call", "127.0.0.1:\u00b9"],  # isdigit() says yes, int() says no
         ["audiosocket", "call", "127.0.0.1:9", "--dtmf", "x"],
         ["audiosocket", "bench", "127.0.0.1:9", "--calls", "0"],
         ["audiosocket", "bench", "127.0.0.1:9", "--latency-sample", "0"],

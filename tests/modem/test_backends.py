@@ -130,6 +130,8 @@ async def test_connecting_to_no_cable_is_a_clear_error() -> None:
         await open_audio(f"cable:127.0.0.1:{free_port()}", 44100, None, serve=False)
     with pytest.raises(ConfigError, match="cable:HOST:PORT"):
         await open_audio("cable:nowhere", 44100, None, serve=False)
+    with pytest.raises(ConfigError, match="cable:HOST:PORT"):
+        await open_audio("cable:127.0.0.1:\u00b9", 44100, None, serve=False)  # isdigit(), not int()
 
 
 def test_legacy_stations_answer_pings_in_the_original_format() -> None:

@@ -130,7 +130,7 @@ def _loop_arg(p: argparse.ArgumentParser) -> None:
 
 def parse_address(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()):
         raise ConfigError(f"address {address!r} must be HOST:PORT, e.g. 127.0.0.1:9092")
     return host.strip("[]") or "127.0.0.1", int(port)
 

@@ -182,7 +182,7 @@ async def open_audio(
         return DeviceAudio(rate)
     kind, _, rest = spec.partition(":")
     host, _, port = rest.rpartition(":")
-    if kind != "cable" or not host or not port.isdigit():
+    if kind != "cable" or not host or not (port.isascii() and port.isdigit()):
         raise ConfigError(f"--audio {spec!r}: use 'device' or 'cable:HOST:PORT'")
     line = make_channel(channel, rate, seed=int(port) + serve)
     if serve:

@@ -148,7 +148,9 @@ class FileTransfer:
             return [], []
         if kind == "FTP_DONE":
             name, _, count = arg.rpartition(" ")
-            return [], [DirectoryReceived(name, int(count) if count.isdigit() else 0)]
+            # (isdigit() alone also takes digits that int() refuses, such as "¹")
+            ok = count.isascii() and count.isdecimal()
+            return [], [DirectoryReceived(name, int(count) if ok else 0)]
         if kind in ("FTP_REQUEST_FILE", "FTP_REQUEST_DIR"):
             return self._serve(kind, arg), []
         if kind == "FTP_REQUEST_FAIL:":
