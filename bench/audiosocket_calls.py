@@ -31,6 +31,12 @@ calls; and on loopback the echo's ``send`` runs the generator's receive side, so
 is now charged with the wake-up of the generator for the sampled calls only (closer to a remote
 caller, whose receive work is not on the server's machine at all).
 
+The calls start their audio an eighth at a time over ``--ramp`` seconds (0.5 s; every call's 30 s
+are counted from when the last has started): a paced server answers each call with silence until
+the caller speaks, and a thousand callers who all start in the same 20 ms switch every call's
+clock at once, a burst no real exchange sends (with ``--ramp 0`` ours collapses at 1,250 calls
+there: the loop falls behind, reads carry several frames, each call's backlog stays).
+
     .venv/bin/python bench/audiosocket_calls.py       # the README table: 30 s steps, 500 to 1500 calls
     .venv/bin/python bench/audiosocket_calls.py --duration 5 --steps 500,1000 --loops uvloop
     .venv/bin/python bench/audiosocket_calls.py --lock /tmp/bench.lock   # each step under flock
@@ -93,14 +99,14 @@ def run_loop(coro: object, loop: str) -> object:
 # -- one generator process --------------------------------------------------------------------------
 
 
-def gen_main(port: int, calls: int, duration: float, latency_sample: float) -> None:
+def gen_main(port: int, calls: int, duration: float, latency_sample: float, ramp: float) -> None:
     from audionet.audiosocket.loadgen import drive_load
 
     def mark(started: bool) -> None:
         print("audio started" if started else "audio stopped", flush=True)
 
     res = drive_load(
-        "127.0.0.1", port, calls, duration, on_audio=mark, latency_sample=latency_sample
+        "127.0.0.1", port, calls, duration, on_audio=mark, latency_sample=latency_sample, ramp=ramp
     )
     print(json.dumps(dataclasses.asdict(res)))
 
@@ -123,6 +129,8 @@ class Step:
     answered: float | None = None
     gen_late_p99: float = 0.0
     gen_cpu: float = 0.0
+    #: Frames the generator sent per second per call while measured (50 when it kept up).
+    rate: float = 0.0
     cpu: float = 0.0
     cpu_wait: float = 0.0
     verdict: str = ""
@@ -251,6 +259,7 @@ def run_step(
     nice: int = 0,
     rt: int = 0,
     latency_sample: float = 0.125,
+    ramp: float = 0.5,
 ) -> Step:
     port = free_port()
     mport = free_port()
@@ -277,8 +286,11 @@ def run_step(
                     str(duration),
                     "--latency-sample",
                     str(latency_sample),
+                    "--ramp",
+                    str(ramp),
                 ],
                 stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
             )
             for n in per
@@ -303,7 +315,10 @@ def run_step(
         step.cpu_wait = (run_delay(proc.pid) - wait0) / wall
         results = []
         for g in gens:
-            out, _ = g.communicate(timeout=duration + 120)
+            out, err = g.communicate(timeout=duration + 120)
+            if not out.strip():
+                why = err.strip().splitlines()[-1] if err.strip() else f"exit status {g.returncode}"
+                raise RuntimeError(f"the load generator failed: {why}")
             results.append(json.loads(out.strip().splitlines()[-1]))
         if text0 and text1:  # the clock's lateness while the calls sent audio
             step.server_late_p99 = histogram_quantile(0.99, histogram(text0), histogram(text1))
@@ -324,12 +339,12 @@ def run_step(
     step.lat_p99 = max(r["latency_p99"] for r in results)
     step.gen_late_p99 = max(r["gen_lateness_p99"] for r in results)
     step.gen_cpu = sum(r["gen_cpu"] for r in results)
-    sent_per_call = step.sent / (duration * calls)
+    step.rate = sum(r["send_rate"] * r["calls"] for r in results) / calls
     if step.completed < calls:
         step.verdict = f"{calls - step.completed} calls failed"
     elif step.lost:
         step.verdict = f"{step.lost} frames lost"
-    elif step.gen_late_p99 >= LATENESS_LIMIT or sent_per_call < 0.98 * FRAMES_PER_SECOND:
+    elif step.gen_late_p99 >= LATENESS_LIMIT or step.rate < 0.98 * FRAMES_PER_SECOND:
         step.verdict = "generator overloaded"
     elif server == "ours" and (
         step.server_late_p99 is None or step.server_late_p99 >= LATENESS_LIMIT
@@ -350,7 +365,7 @@ def full_work(step: Step, duration: float) -> bool:
     """Whether the step's CPU per call is a fair measure: every frame was sent and handled."""
     return (
         step.completed == step.calls
-        and step.sent >= 0.98 * FRAMES_PER_SECOND * duration * step.calls
+        and step.rate >= 0.98 * FRAMES_PER_SECOND
         and step.lost <= 0.01 * step.sent
         and step.cpu < SATURATED
     )
@@ -362,7 +377,7 @@ def saturated(step: Step, duration: float) -> bool:
     does not stop the climb: the CPU per call of the larger steps is still measured)."""
     return (
         step.verdict.startswith("error")
-        or step.sent < 0.98 * FRAMES_PER_SECOND * duration * step.calls
+        or step.rate < 0.98 * FRAMES_PER_SECOND
         or step.cpu >= 0.95
         or step.gen_cpu >= 0.95
     )
@@ -436,6 +451,12 @@ def main() -> int:
         default=0.125,
         help="share of the calls whose echo latency is measured (the others are read in batches)",
     )
+    ap.add_argument(
+        "--ramp",
+        type=float,
+        default=0.5,
+        help="seconds over which the calls start their audio, an eighth at a time (0: all at once)",
+    )
     ap.add_argument("--servers", default="ours,bare")
     ap.add_argument("--loops", default="uvloop,asyncio")
     ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
@@ -446,7 +467,9 @@ def main() -> int:
         run_loop(bare_main(args.serve_bare), args.loop)
         return 0
     if args.gen:
-        gen_main(int(args.gen[0]), int(args.gen[1]), float(args.gen[2]), args.latency_sample)
+        gen_main(
+            int(args.gen[0]), int(args.gen[1]), float(args.gen[2]), args.latency_sample, args.ramp
+        )
         return 0
 
     steps = [int(s) for s in args.steps.split(",")]
@@ -471,6 +494,7 @@ def main() -> int:
                         args.nice,
                         args.rt,
                         args.latency_sample,
+                        args.ramp,
                     )
                 all_steps.append(step)
                 print(
@@ -493,7 +517,7 @@ def main() -> int:
         "",
         f"Command: `python bench/audiosocket_calls.py --steps {args.steps} --duration {args.duration:g} "
         f"--gen-procs {args.gen_procs} --server-cpus {args.server_cpus} --gen-cpus {args.gen_cpus} "
-        f"--nice {args.nice} --rt {args.rt} --latency-sample {args.latency_sample:g}`; machine: {os.cpu_count()} cores; "
+        f"--nice {args.nice} --rt {args.rt} --latency-sample {args.latency_sample:g} --ramp {args.ramp:g}`; machine: {os.cpu_count()} cores; "
         f"{pinning(server_cpus, gen_cpus)}{priority(args.nice, args.rt)}.",
         "",
         "| server | loop | max calls passed | echo p50 / p99 (ms) | server clock late p99 (ms) "
@@ -580,7 +604,7 @@ def main() -> int:
         lines.append(
             f"| {s.server} | {s.loop} | {s.calls} | {s.verdict} | {s.lost} | {ms(s.lat_p99)} | "
             f"{ms(s.server_late_p99)} | {share} | {gen(s.gen_late_p99)} | "
-            f"{s.sent / (args.duration * s.calls):.1f} | {100 * s.cpu:.0f}% | {100 * s.cpu_wait:.0f}% | "
+            f"{s.rate:.1f} | {100 * s.cpu:.0f}% | {100 * s.cpu_wait:.0f}% | "
             f"{100 * s.gen_cpu:.0f}% |"
         )
     text = "\n".join(lines) + "\n"

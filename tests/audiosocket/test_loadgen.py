@@ -11,14 +11,14 @@ from collections.abc import Callable
 
 import pytest
 
-from audionet.audiosocket import serve
+from audionet.audiosocket import Audio, Call, CallEvent, serve
 from audionet.audiosocket.apps import EchoApp, SilenceApp
 from audionet.audiosocket.loadgen import drive_load, run_load
 
 
 async def test_echo_server_loses_nothing() -> None:
     async with serve(EchoApp(), "127.0.0.1", 0) as server:
-        res = await run_load("127.0.0.1", server.port, calls=20, duration=1.0)
+        res = await run_load("127.0.0.1", server.port, calls=20, duration=1.0, ramp=0)
     assert res.ok and res.completed == 20
     assert 20 * 45 <= res.frames_sent <= 20 * 51
     assert res.frames_echoed == res.frames_sent and res.frames_lost == 0
@@ -91,7 +91,7 @@ async def test_a_held_up_generator_reports_its_lateness_and_skips_instead_of_bur
         task = loop.run_in_executor(
             None,
             functools.partial(
-                drive_load, "127.0.0.1", port, 8, 1.5, settle=0.3, on_audio=marks.append
+                drive_load, "127.0.0.1", port, 8, 1.5, settle=0.3, on_audio=marks.append, ramp=0
             ),
         )
         await asyncio.sleep(0.8)
@@ -180,7 +180,7 @@ async def test_every_frame_of_every_call_comes_back() -> None:
     server = await frame_echo()
     async with server:
         port = server.sockets[0].getsockname()[1]
-        res = await run_load("127.0.0.1", port, calls=40, duration=1.0)
+        res = await run_load("127.0.0.1", port, calls=40, duration=1.0, ramp=0)
     assert res.ok and FrameEcho.spoiled == 0
     assert 40 * 25 <= res.frames_sent == res.frames_echoed <= 40 * 51  # (a busy machine skips)
 
@@ -202,3 +202,52 @@ async def test_latency_is_measured_on_the_sampled_calls(sample: float) -> None:
 def test_the_latency_sample_is_a_share_of_the_calls() -> None:
     with pytest.raises(ValueError, match="latency_sample"):
         drive_load("127.0.0.1", 9, 1, 1.0, latency_sample=0)
+
+
+class FirstAudio:
+    """Notes when each call's first audio arrived (a handler without the per-frame fast path)."""
+
+    def __init__(self) -> None:
+        self.first: dict[object, float] = {}
+
+    def started(self, call: Call) -> None:
+        pass
+
+    def event(self, call: Call, event: CallEvent) -> None:
+        if isinstance(event, Audio):
+            self.first.setdefault(call.uuid, time.monotonic())
+            call.out.push(event.pcm)
+
+    def failed(self, peer: object, error: object) -> None:
+        pass
+
+
+async def test_slots_start_their_audio_one_after_the_other_over_the_ramp() -> None:
+    app = FirstAudio()
+    marks: list[tuple[bool, float]] = []
+    async with serve(app, "127.0.0.1", 0) as server:
+        loop = asyncio.get_running_loop()
+        res = await loop.run_in_executor(
+            None,
+            functools.partial(
+                drive_load, "127.0.0.1", server.port, 16, 0.4, settle=0.2, ramp=0.4,
+                on_audio=lambda on: marks.append((on, time.monotonic())),
+            ),
+        )  # fmt: skip
+    assert res.ok and len(app.first) == 16
+    firsts = sorted(app.first.values())
+    # 8 slots of two calls, starting 0, 2, 5, 8, 10, 12, 15 and 18 periods after the first
+    starts = [round((t - firsts[0]) / 0.020) for t in firsts[::2]]
+    assert all(abs(a - b) <= 1 for a, b in zip(starts, [0, 2, 5, 8, 10, 12, 15, 18], strict=True))
+    # the measurement starts once every slot sends: each call sends 0.4 s from then, the early
+    # slots more before (never more than that: a busy machine may skip a few deadlines)
+    (on, t_on), (off, _) = marks
+    assert on and not off and firsts[-1] - t_on < 0.025
+    extra = 2 * sum(18 - k for k in (0, 2, 5, 8, 10, 12, 15, 18))
+    assert 16 * 20 + extra - 16 <= res.frames_sent <= 16 * 20 + extra
+    assert 47 <= res.send_rate <= 51  # frames per second per call, from when all had started
+
+
+def test_a_negative_ramp_is_refused() -> None:
+    with pytest.raises(ValueError, match="ramp"):
+        drive_load("127.0.0.1", 9, 1, 1.0, ramp=-1)

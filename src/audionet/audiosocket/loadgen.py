@@ -10,8 +10,12 @@ a slot more than a period late skips the missed deadlines (counted in ``gen_tick
 Each call behaves like Asterisk's ``AudioSocket()`` application: it connects, sends its UUID first,
 then one 320-byte signed-linear (0x10) frame every 20 ms without waiting for the server's audio (a
 bare echo server never speaks first), and closes without a hangup message. All calls are placed
-first and start their audio together ``settle`` seconds later (1 s), so the measurement is of
-established calls, not of a burst of call set-ups. Each frame's payload starts with the call's number
+first and start their audio ``settle`` seconds later (1 s), so the measurement is of established
+calls, not of a burst of call set-ups; and not all in the same 20 ms either: the slots start one
+after the other over ``ramp`` seconds (0.5 s), as real calls start talking at different moments
+(a thousand calls whose first frames all arrive within one period hit a paced server with every
+call's switch from its own silence to the caller's audio at once). The measurement (``duration``,
+``on_audio(True)``, the generator's CPU) starts when the last slot has started. Each frame's payload starts with the call's number
 and a sequence number, so an echoed frame is counted once; frames never echoed back are lost.
 
 Echo latency is measured on a sample of the calls, and the rest are read in batches. On loopback
@@ -59,6 +63,8 @@ _SEQ = struct.Struct(">I")
 _SEQ_TIME = struct.Struct(">Id")
 #: Share of the calls whose echoes are read at once and timed (the others are read in batches).
 LATENCY_SAMPLE = 0.125
+#: Seconds over which the slots start their audio, one after the other.
+RAMP = 0.5
 #: A batched call is read once every this many periods: about five frames per read.
 _BATCH_PERIODS = 5
 #: Latency histogram: 10 us bins up to 2 s (the last bin collects everything above).
@@ -84,6 +90,9 @@ class LoadResult:
     #: Lateness of the generator's slowest slot (seconds), and its CPU time while sending / that time.
     gen_lateness_max: float = 0.0
     gen_cpu: float = 0.0
+    #: Frames sent per second per call while measured (after the ramp; 50 when the generator
+    #: kept up: ``frames_sent`` also holds the frames of the ramp).
+    send_rate: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -149,15 +158,19 @@ def drive_load(
     on_audio: Callable[[bool], None] | None = None,
     *,
     latency_sample: float = LATENCY_SAMPLE,
+    ramp: float = RAMP,
 ) -> LoadResult:
-    """Open ``calls`` calls, give the server ``settle`` s to answer them all, send a 20 ms frame on
-    each every 20 ms for ``duration`` s, then wait up to ``grace`` s for the last echoes. Blocking;
-    runs in the calling thread. ``on_audio(True)`` is called as the audio starts, ``on_audio(False)``
-    as it stops (a benchmark measures the server over exactly that time). About ``latency_sample``
+    """Open ``calls`` calls, give the server ``settle`` s to answer them all, start their audio slot
+    by slot over ``ramp`` s, send a 20 ms frame on each every 20 ms for ``duration`` s more, then
+    wait up to ``grace`` s for the last echoes. Blocking; runs in the calling thread.
+    ``on_audio(True)`` is called once every call sends audio, ``on_audio(False)`` as it stops (a
+    benchmark measures the server over exactly that time). About ``latency_sample``
     of the calls (the first of each slot always; 1: all) are read as soon as their echoes arrive and
     give the echo latency; the others are read in batches (see the module's docstring)."""
     if not 0 < latency_sample <= 1:
         raise ValueError(f"latency_sample must be in (0, 1], not {latency_sample}")
+    if ramp < 0:
+        raise ValueError(f"ramp must be at least 0 s, not {ramp}")
     kind = int(kind_for_rate(rate))
     size = frame_bytes(rate)
     msg_len = HEADER_SIZE + size
@@ -317,13 +330,16 @@ def drive_load(
     while (left := settled - monotonic()) > 0:
         wait(min(left, 0.05))
         read_batch(batched)
-    if on_audio is not None:
-        on_audio(True)
-    cpu0 = time.thread_time()
-    start = monotonic()
-    deadlines = [start + (g + 1) * slot for g in range(phases)]
+    begin = monotonic()
+    # Slot g starts k_g periods late (k_g from 0 to about ramp / PERIOD); all send until ``stop``.
+    k = [round(g * ramp / phases / PERIOD) for g in range(phases)]
+    deadlines = [begin + (g + 1) * slot + k[g] * PERIOD for g in range(phases)]
+    start = begin + k[-1] * PERIOD  # every slot sends from its first deadline after this
     stop = start + duration
-    phase = 0
+    measuring = False
+    cpu0 = 0.0
+    gseq0 = [0] * phases
+    phase = min(range(phases), key=deadlines.__getitem__)
     while True:
         deadline = deadlines[phase]
         if deadline >= stop:
@@ -332,6 +348,13 @@ def drive_load(
         if now < deadline:
             wait(deadline - now)
             continue
+        if not measuring and deadline >= start:
+            measuring = True
+            if on_audio is not None:
+                on_audio(True)
+            cpu0 = time.thread_time()
+            start = monotonic()
+            gseq0 = list(gseq)
         q = gseq[phase] + 1
         gseq[phase] = q
         for i, fd, m, timed in sends[phase]:
@@ -357,6 +380,10 @@ def drive_load(
         receive()
         read_batch(chunks[(phase + 1) % phases][q % _BATCH_PERIODS])
         phase = min(range(phases), key=deadlines.__getitem__)
+    if not measuring:  # a run too short to reach it
+        if on_audio is not None:
+            on_audio(True)
+        cpu0, start, gseq0 = time.thread_time(), monotonic(), list(gseq)
     if on_audio is not None:
         on_audio(False)
     cpu = time.thread_time() - cpu0
@@ -390,6 +417,9 @@ def drive_load(
         gen_ticks_skipped=skipped,
         gen_lateness_max=max(lateness, default=0.0),
         gen_cpu=cpu / wall if wall > 0 else 0.0,
+        send_rate=sum(len(sends[g]) * (gseq[g] - gseq0[g]) for g in range(phases)) / (calls * wall)
+        if calls and wall > 0
+        else 0.0,
     )
 
 
@@ -404,6 +434,7 @@ async def run_load(
     settle: float = 1.0,
     *,
     latency_sample: float = LATENCY_SAMPLE,
+    ramp: float = RAMP,
 ) -> LoadResult:
     """:func:`drive_load` in a worker thread, for use from a running event loop."""
     loop = asyncio.get_running_loop()
@@ -420,5 +451,6 @@ async def run_load(
             phases,
             settle=settle,
             latency_sample=latency_sample,
+            ramp=ramp,
         ),
     )

@@ -116,6 +116,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="share of the calls whose echoes are timed as they arrive (default 0.125; the others "
         "are read in batches, their lost frames counted all the same)",
     )
+    p.add_argument(
+        "--ramp",
+        type=float,
+        default=0.5,
+        help="seconds over which the calls start their audio, an eighth at a time (default 0.5; "
+        "0: all in the same 20 ms); --duration counts from when all have started",
+    )
     _loop_arg(p)
 
 
@@ -337,6 +344,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError("--calls must be at least 1 and --duration positive")
     if not 0 < args.latency_sample <= 1:
         raise ConfigError("--latency-sample must be above 0 and at most 1")
+    if args.ramp < 0:
+        raise ConfigError("--ramp must be 0 or more seconds")
     console = Console(stderr=True)
     with console.status(f"{args.calls} calls for {args.duration:g} s ..."):
         load = run_load(
@@ -346,6 +355,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             args.duration,
             args.rate,
             latency_sample=args.latency_sample,
+            ramp=args.ramp,
         )
         res = run(load, args.loop)
     table = Table(title=f"AudioSocket load on {host}:{port}")
