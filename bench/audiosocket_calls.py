@@ -315,7 +315,11 @@ def run_step(
         step.cpu_wait = (run_delay(proc.pid) - wait0) / wall
         results = []
         for g in gens:
-            out, err = g.communicate(timeout=duration + 120)
+            # (not communicate(): with two pipes it reads the file descriptors, and would miss
+            # what the readline() of until() already buffered)
+            assert g.stdout is not None and g.stderr is not None
+            out, err = g.stdout.read(), g.stderr.read()
+            g.wait(timeout=duration + 120)
             if not out.strip():
                 why = err.strip().splitlines()[-1] if err.strip() else f"exit status {g.returncode}"
                 raise RuntimeError(f"the load generator failed: {why}")

@@ -25,6 +25,7 @@ def haproxy_cfg(port: int, backends: list[int]) -> str:
     servers = "\n".join(f"    server s{i} 127.0.0.1:{p}" for i, p in enumerate(backends))
     return f"""global
     maxconn 1000
+    nbthread 1  # one thread: round robin in exact connection order
 defaults
     mode tcp
     timeout connect 2s
