@@ -481,11 +481,18 @@ def main() -> int:
     gen_cpus = cpu_set(args.gen_cpus)
     all_steps: list[Step] = []
     best: dict[tuple[str, str], Step | None] = {}
+    # The servers take turns at each step (ours, bare, ours, bare, ...): a shared machine's speed
+    # drifts over minutes, and the two sides of a ratio should be measured as close in time as can be.
+    servers = args.servers.split(",")
     for loop in args.loops.split(","):
-        for server in args.servers.split(","):
+        failed = dict.fromkeys(servers, False)
+        done = dict.fromkeys(servers, False)
+        for server in servers:
             best[(server, loop)] = None
-            failed = False
-            for calls in steps:
+        for calls in steps:
+            for server in servers:
+                if done[server]:
+                    continue
                 with step_lock(args.lock):
                     step = run_step(
                         server,
@@ -510,11 +517,12 @@ def main() -> int:
                     file=sys.stderr,
                 )
                 if not step.ok:
-                    failed = True
-                elif not failed:
+                    failed[server] = True
+                elif not failed[server]:
                     best[(server, loop)] = step
-                if saturated(step, args.duration):
-                    break
+                done[server] = saturated(step, args.duration)
+    loops = args.loops.split(",")
+    all_steps.sort(key=lambda st: (loops.index(st.loop), servers.index(st.server), st.calls))
 
     lines = [
         "## AudioSocket: concurrent 8 kHz echo calls per server process",
