@@ -60,9 +60,12 @@ _MAX_JUMP = round(EARLY / SLOT)
 _RECV_BUFFER = memoryview(bytearray(1 << 16))
 
 
-def _fast_path(server: AudioSocketServer) -> tuple[bytes, int, int]:
-    """The header of a whole frame of the server's kind, its payload size, and the length of such a
-    message when the fast path applies (else 0): the same objects for every call of a server."""
+def _fast_path(
+    server: AudioSocketServer,
+) -> tuple[bytes, int, int, Callable[[Call, bytes], None] | None]:
+    """The header of a whole frame of the server's kind, its payload size, the length of such a
+    message when the fast path applies (else 0), and the handler's ``audio_message``: the same
+    objects for every call of a server."""
     cached = _FAST.get(server)
     if cached is None:
         cfg = server.config
@@ -73,13 +76,14 @@ def _fast_path(server: AudioSocketServer) -> tuple[bytes, int, int]:
             if hook is not None and cfg.input_codec == "slin" and frame <= cfg.max_payload
             else 0
         )
-        cached = _FAST[server] = (HEADER.pack(int(kind_for_rate(cfg.rate)), frame), frame, ready)
+        head = HEADER.pack(int(kind_for_rate(cfg.rate)), frame)
+        cached = _FAST[server] = (head, frame, ready, hook)
     return cached
 
 
-_FAST: weakref.WeakKeyDictionary[AudioSocketServer, tuple[bytes, int, int]] = (
-    weakref.WeakKeyDictionary()
-)
+_FAST: weakref.WeakKeyDictionary[
+    AudioSocketServer, tuple[bytes, int, int, Callable[[Call, bytes], None] | None]
+] = weakref.WeakKeyDictionary()
 
 
 def _no_write(data: bytes) -> None:
@@ -97,12 +101,11 @@ class CallConnection(asyncio.Protocol):
         # with ``_fast_head`` is one whole frame. 0 while it does not apply: before the UUID, after
         # the end, while part of a message is held back, without a handler hook, or for G.711 input.
         self._fast_len = 0
-        self._fast_head, self._fast_payload, self._fast_ready = _fast_path(server)
+        fast = _fast_path(server)
+        self._fast_head, self._fast_payload, self._fast_ready = fast[:3]
         self.stats = server.stats
         #: The handler's optional fast path for whole audio messages of the call's own kind.
-        self._on_message: Callable[[Call, bytes], None] | None = getattr(
-            server.handler, "audio_message", None
-        )
+        self._on_message = fast[3]
         self.call: Call | None = None
         #: The deadline of this call's next outgoing frame (kept by the shared ticker).
         self.due = 0.0

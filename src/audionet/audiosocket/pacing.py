@@ -8,6 +8,7 @@ quiet). This module holds no clock: the adapter calls :meth:`OutgoingAudio.next_
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 
 from audionet.audiosocket.proto import HEADER, HEADER_SIZE, frame_bytes, kind_for_rate
@@ -16,6 +17,15 @@ from audionet.errors import LocalProtocolError
 #: Default bound of a call's outgoing queue: one second of audio. ``send`` drops the oldest audio
 #: beyond it (live audio: latency matters more than completeness); ``write`` waits for room.
 DEFAULT_QUEUE_SECONDS = 1.0
+
+
+@functools.cache
+def _constants(rate: int) -> tuple[int, bytes, bytes]:
+    """Frame size, the header of a whole frame, and a silent frame, for ``rate``: one set of
+    objects shared by every call at that rate (fewer distinct objects touched per frame)."""
+    frame = frame_bytes(rate)
+    header = HEADER.pack(kind_for_rate(rate), frame)
+    return frame, header, header + bytes(frame)
 
 
 class OutgoingAudio:
@@ -44,15 +54,12 @@ class OutgoingAudio:
     def __init__(
         self, rate: int = 8000, max_bytes: int | None = None, silence: bool = True
     ) -> None:
-        kind = kind_for_rate(rate)
         self.rate = rate
-        self._frame = frame_bytes(rate)
+        self._frame, self._header, self.silence_message = _constants(rate)
         self.max_bytes = max(
             self._frame,
             max_bytes if max_bytes is not None else int(DEFAULT_QUEUE_SECONDS * rate * 2),
         )
-        self._header = HEADER.pack(kind, self._frame)
-        self.silence_message = self._header + bytes(self._frame)
         #: Whole frames as messages (header included), ahead of ``_buf``.
         self._msgs: deque[bytes] = deque()
         self._buf = bytearray()
