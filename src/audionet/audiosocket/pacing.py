@@ -101,8 +101,15 @@ class OutgoingAudio:
         if message.startswith(self._header) and not self._buf:
             msgs = self._msgs
             msgs.append(message)
-            over = len(msgs) * self._frame - self.max_bytes
-            return self._drop(over) if over > 0 else 0
+            frame = self._frame
+            over = len(msgs) * frame - self.max_bytes
+            if over <= 0:
+                return 0
+            if over == frame:  # a full queue of whole frames: the oldest goes (a behind server)
+                msgs.popleft()
+                self.dropped += frame
+                return frame
+            return self._drop(over)
         return self.push(memoryview(message)[HEADER_SIZE:])
 
     def _drop(self, over: int) -> int:
