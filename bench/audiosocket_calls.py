@@ -4,8 +4,9 @@ Ours (``audionet audiosocket serve --app echo``: protocol parsing, per-call pace
 silence fill, limits, metrics) against a bare ~30-line asyncio ``Protocol`` that writes back whatever
 it reads (the practical ceiling of an asyncio loop), each with uvloop and with the standard loop.
 
-For every server and loop the call count climbs through ``--steps`` (uvloop; ``--asyncio-steps`` for
-the standard loop, which carries fewer calls); at each step, ours and bare in turn, a fresh server runs
+For every server and loop the call count climbs through ``--steps`` (uvloop: 750 to 1,500 calls;
+``--asyncio-steps`` for the standard loop, which carries fewer: 500 to 1,000); at each step, ours
+and bare in turn, a fresh server runs
 alone, pinned to ``--server-cpus`` (one core: CPU 0), and the load generator
 (``audionet.audiosocket.loadgen``: plain sockets and one epoll, all calls driven from one timer per
 2.5 ms slot, in ``--gen-procs`` processes pinned to ``--gen-cpus``: CPU 1) places the calls for
@@ -39,7 +40,7 @@ clock at once, a burst no real exchange sends (with ``--ramp 0`` ours fell behin
 calls in most runs, and once behind its reads carry several frames, cost more, and every call keeps
 its backlog: the echo never bursts to catch up).
 
-    .venv/bin/python bench/audiosocket_calls.py       # the README table: 30 s steps, 500 to 1500 calls
+    .venv/bin/python bench/audiosocket_calls.py       # the README table: 30 s steps, 500 to 1,500 calls
     .venv/bin/python bench/audiosocket_calls.py --duration 5 --steps 500,1000 --loops uvloop
     .venv/bin/python bench/audiosocket_calls.py --lock /tmp/bench.lock   # each step under flock
 """
@@ -426,7 +427,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument(
-        "--steps", default="1000,1250,1500", help="call counts to try with uvloop, ascending"
+        "--steps", default="750,1000,1250,1500", help="call counts to try with uvloop, ascending"
     )
     ap.add_argument(
         "--asyncio-steps",
