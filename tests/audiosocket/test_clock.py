@@ -113,3 +113,20 @@ async def test_shift_moves_a_members_deadlines_by_whole_slots() -> None:
     phase = ticker._deadlines[(group + 2) % 8] % 0.020
     assert all(abs((t - phase + 0.010) % 0.020 - 0.010) < 0.004 for t in m.times)
     assert abs(m.times[0] - (due + 0.005)) < 0.004
+
+
+async def test_lateness_quantiles_are_over_the_last_window() -> None:
+    from audionet.audiosocket.clock import LATENESS_WINDOW
+
+    ticker = Ticker(asyncio.get_running_loop())
+    assert ticker.lateness(0.99) == 0.0
+    values = [(i * 7919 % 1000) / 1e5 for i in range(LATENESS_WINDOW + 500)]
+    for v in values:
+        ticker._record(v / 2, v)
+    last = sorted(values[-LATENESS_WINDOW:])
+    for q in (0.5, 0.99, 1.0):
+        k = min(len(last) - 1, int(q * len(last)))
+        assert ticker.lateness(q) == last[k]
+        assert ticker.lateness(q, end=False) == pytest.approx(last[k] / 2)
+    counts, total = ticker.lateness_histogram()
+    assert sum(counts) == len(values) and total == pytest.approx(sum(values))
