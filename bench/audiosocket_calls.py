@@ -22,8 +22,8 @@ its paced 20 ms clock under 5 ms while the calls send audio (from the server's
 the burst of call set-ups before is not counted, as it is not for the generator; the bare echo has
 no send schedule to be late against: it writes back at once). A step is valid only while the generator itself keeps up: if its own send lateness p99
 reaches 5 ms (marked *) or it sends under 98% of the 50 frames per second per call, the step is
-"generator overloaded" (no verdict on the server). "Max calls passed" is the last step before the
-first failure; the climb goes on after a failure (larger steps that pass are listed, and their CPU
+"generator overloaded" (no verdict on the server: neither a pass nor a failure). "Max calls passed"
+is the last step that passed before the server's first failure; the climb goes on after a failure (larger steps that pass are listed, and their CPU
 per call is measured) and stops only when a larger step would tell nothing more: the generator
 could not send at the call rate, or the server or the generator used a whole core.
 
@@ -534,7 +534,9 @@ def main() -> int:
                     f"waiting for a CPU {100 * step.cpu_wait:.0f}%)",
                     file=sys.stderr,
                 )
-                if not step.ok:
+                if step.verdict == "generator overloaded":
+                    pass  # says nothing about the server: neither a pass nor a failure
+                elif not step.ok:
                     failed[server] = True
                 elif not failed[server]:
                     best[(server, loop)] = step
@@ -554,10 +556,22 @@ def main() -> int:
         "| generator late p99 (ms) | server CPU (1 core = 100%) | next step | larger steps passed |",
         "|---|---|---:|---|---:|---:|---:|---|---|",
     ]
-    for (server, loop), step in best.items():
-        nxt = next(
-            (s for s in all_steps if s.server == server and s.loop == loop and not s.ok), None
+
+    def next_step(server: str, loop: str) -> Step | None:
+        """The first step above the server's best that did not pass."""
+        top = best[(server, loop)]
+        floor = top.calls if top is not None else 0
+        return next(
+            (
+                s
+                for s in all_steps
+                if s.server == server and s.loop == loop and not s.ok and s.calls > floor
+            ),
+            None,
         )
+
+    for (server, loop), step in best.items():
+        nxt = next_step(server, loop)
         nxt_txt = f"{nxt.calls}: {nxt.verdict}" if nxt else "(all steps passed)"
         later = ", ".join(
             str(s.calls)
@@ -574,9 +588,7 @@ def main() -> int:
         )
 
     def generator_bound(server: str, loop: str) -> bool:
-        nxt = next(
-            (s for s in all_steps if s.server == server and s.loop == loop and not s.ok), None
-        )
+        nxt = next_step(server, loop)
         return nxt is not None and nxt.verdict == "generator overloaded"
 
     lines += [
