@@ -178,7 +178,8 @@ def run_delay(pid: int) -> float:
 
 def scrape(port: int) -> str | None:
     try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            return str(reply.read().decode())
     except OSError:
         return None
 
@@ -570,7 +571,7 @@ def main() -> int:
             None,
         )
 
-    for (server, loop), step in best.items():
+    for (server, loop), top in best.items():
         nxt = next_step(server, loop)
         nxt_txt = f"{nxt.calls}: {nxt.verdict}" if nxt else "(all steps passed)"
         later = ", ".join(
@@ -578,12 +579,12 @@ def main() -> int:
             for s in all_steps
             if (s.server, s.loop) == (server, loop) and s.ok and nxt and s.calls > nxt.calls
         )
-        if step is None:
+        if top is None:
             lines.append(f"| {server} | {loop} | 0 | - | - | - | - | {nxt_txt} | {later or '-'} |")
             continue
         lines.append(
-            f"| {server} | {loop} | {step.calls} | {ms(step.lat_p50)} / {ms(step.lat_p99)} | "
-            f"{ms(step.server_late_p99)} | {gen(step.gen_late_p99)} | {100 * step.cpu:.0f}% | {nxt_txt} "
+            f"| {server} | {loop} | {top.calls} | {ms(top.lat_p50)} / {ms(top.lat_p99)} | "
+            f"{ms(top.server_late_p99)} | {gen(top.gen_late_p99)} | {100 * top.cpu:.0f}% | {nxt_txt} "
             f"| {later or '-'} |"
         )
 
