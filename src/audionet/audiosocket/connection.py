@@ -295,8 +295,9 @@ class CallConnection(asyncio.Protocol):
         stats.frames_ticked += stats.frames_out - sent
 
     def answer(self, now: float | None = None) -> None:
-        """The caller's audio just arrived (at ``now``, time.monotonic()): send this call's next frame now if it is due within
-        :data:`EARLY` s, and move the clock one slot towards the phase of the caller's frames.
+        """The caller's audio just arrived (at ``now``, ``time.monotonic()``): send this call's next
+        frame now if it is due within :data:`EARLY` s, and move the clock's deadlines (by whole
+        2.5 ms slots) towards the phase of the caller's frames.
 
         Asterisk sends a frame every 20 ms; once the clock is locked onto that phase, each frame
         of ours goes out from the receive callback, right after the caller's (one wake-up per frame
