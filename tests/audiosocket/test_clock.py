@@ -109,10 +109,12 @@ async def test_shift_moves_a_members_deadlines_by_whole_slots() -> None:
     await asyncio.sleep(0.3)
     ticker.discard(m)
     ticker.shift(m, 1)  # no longer a member: nothing happens
-    # its ticks keep the phase of the group it moved to
+    # its ticks keep the phase of the group it moved to (the median: a loaded machine is late at
+    # times), and the first came no earlier than the shifted deadline
     phase = ticker._deadlines[(group + 2) % 8] % 0.020
-    assert all(abs((t - phase + 0.010) % 0.020 - 0.010) < 0.004 for t in m.times)
-    assert abs(m.times[0] - (due + 0.005)) < 0.004
+    offsets = sorted(abs((t - phase + 0.010) % 0.020 - 0.010) for t in m.times)
+    assert len(offsets) >= 10 and offsets[len(offsets) // 2] < 0.002
+    assert m.times[0] > due + 0.005 - 0.001
 
 
 async def test_lateness_quantiles_are_over_the_last_window() -> None:
