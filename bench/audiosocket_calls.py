@@ -372,7 +372,7 @@ def run_step(
 SATURATED = 0.9
 
 
-def full_work(step: Step, duration: float) -> bool:
+def full_work(step: Step) -> bool:
     """Whether the step's CPU per call is a fair measure: every frame was sent and handled."""
     return (
         step.completed == step.calls
@@ -382,7 +382,7 @@ def full_work(step: Step, duration: float) -> bool:
     )
 
 
-def saturated(step: Step, duration: float) -> bool:
+def saturated(step: Step) -> bool:
     """Whether a larger step would tell nothing more: the generator could not send at the call rate,
     or the server or the generator used a whole core (a step that merely failed, e.g. on lateness,
     does not stop the climb: the CPU per call of the larger steps is still measured)."""
@@ -541,7 +541,7 @@ def main() -> int:
                     failed[server] = True
                 elif not failed[server]:
                     best[(server, loop)] = step
-                done[server] = saturated(step, args.duration)
+                done[server] = saturated(step)
     loops = args.loops.split(",")
     all_steps.sort(key=lambda st: (loops.index(st.loop), servers.index(st.server), st.calls))
 
@@ -626,7 +626,7 @@ def main() -> int:
             )
             if o2 is None or b2 is None or not o2.cpu or not b2.cpu:
                 continue
-            if not (full_work(o2, args.duration) and full_work(b2, args.duration)):
+            if not (full_work(o2) and full_work(b2)):
                 continue
             lines.append(
                 f"| {loop} | {calls} | {100 * o2.cpu:.0f}% | {100 * b2.cpu:.0f}% | "
