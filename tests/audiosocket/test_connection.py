@@ -21,7 +21,7 @@ import pytest
 
 from audionet.audiosocket import Call, serve
 from audionet.audiosocket.apps import EchoApp, SilenceApp
-from audionet.audiosocket.connection import EARLY
+from audionet.audiosocket.connection import EARLY, STANDING
 from audionet.audiosocket.proto import HEADER, encode_uuid
 
 FRAME = 320
@@ -39,6 +39,8 @@ class Caller:
     #: When the first frame goes out, after the first silence heard (like Asterisk, which starts
     #: sending once it hears the server): sets the caller's phase against the server's clock.
     phase: float = 0.003
+    #: Frames held back and sent together with the next one (a caller-side stall of one period).
+    clumps: tuple[int, ...] = ()
     sent_at: dict[int, float] = field(default_factory=dict)
     heard: list[tuple[float, int]] = field(default_factory=list)  # (arrival, seq or -1 = silence)
     _first: threading.Event = field(default_factory=threading.Event)
@@ -55,8 +57,11 @@ class Caller:
             delay = start + k * 0.020 - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            if k in self.clumps:
+                continue
+            first = k - 1 if k - 1 in self.clumps else k
             batch = b""
-            for seq in range(k, min(k + self.burst, self.frames)):
+            for seq in range(first, min(k + self.burst, self.frames)):
                 self.sent_at[seq] = time.monotonic()
                 batch += HEADER.pack(AUDIO, FRAME) + struct.pack(">I", seq + 1) + bytes(FRAME - 4)
             sock.sendall(batch)
@@ -152,6 +157,27 @@ async def test_a_bursting_caller_still_hears_one_frame_per_deadline() -> None:
     assert statistics.median(gaps) == pytest.approx(0.020, abs=0.002)
     span = caller.heard[-1][0] - caller.heard[0][0]
     assert 47 < (len(caller.heard) - 1) / span < 53  # still 50 frames a second
+
+
+async def test_a_backlog_left_by_one_clump_of_frames_drains_without_a_burst() -> None:
+    # The caller's frame 20 is a period late, so it arrives together with frame 21: the clock
+    # sends one frame per deadline, so one frame stands queued behind every later frame (20 ms
+    # more delay) until, after STANDING s, the clock catches up by one frame, a slot at a time.
+    app = TimedEcho()
+    frames = 20 + round((STANDING + 1.0) / 0.020) + 50
+    async with serve(app, "127.0.0.1", 0) as server:
+        caller = Caller(server.port, frames, phase=0.006, clumps=(20,))
+        await run_caller(caller)
+    echoed = [s for _, s in caller.heard if s >= 0]
+    assert echoed == list(range(frames))  # nothing dropped
+    delays = dict((s, t - caller.sent_at[s]) for t, s in caller.heard if s >= 0)
+    standing = [delays[s] for s in range(25, 25 + round(STANDING / 0.040))]
+    assert statistics.median(standing) > 0.015  # the backlog stood, as it should at first
+    after = [delays[s] for s in range(frames - 50, frames)]
+    assert statistics.median(after) < 0.005, after  # and then it was gone
+    gaps = [b - a for a, b in itertools.pairwise(app.sent)]
+    assert sum(g < 0.020 - EARLY - 0.002 for g in gaps) <= 2, sorted(gaps)[:5]
+    assert server.stats.frames_out - server.stats.frames_ticked >= frames - 20
 
 
 @pytest.mark.parametrize("app", [SilenceApp(), EchoApp()])

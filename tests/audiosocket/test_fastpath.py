@@ -189,3 +189,47 @@ async def test_echo_sends_back_the_exact_bytes_it_received() -> None:
     assert strip_silence(b"".join(m[3:] for m in msgs)) == pcm
     assert server.stats.frames_in == len(frames)
     assert server.stats.bytes_in == len(pcm)
+
+
+async def test_a_hook_may_return_its_reply_to_each_frame() -> None:
+    """``audio_message`` may return the message to send for the frame (here the frame with its
+    samples inverted, or a half frame): it is queued and paced like any other audio, in order."""
+
+    class Inverter(EchoApp):
+        seen = 0
+
+        def audio_message(self, call: Call, message: bytes) -> bytes:
+            flipped = bytes(b ^ 0xFF for b in message[3:])
+            self.seen += 1
+            if self.seen == 8:  # one reply is half a frame: queued as PCM, still in order
+                flipped = flipped[: FRAME // 2]
+            return encode_audio(flipped)
+
+    pcm = tagged_audio(0.4)
+    frames = [encode_audio(pcm[i : i + FRAME]) for i in range(0, len(pcm), FRAME)]
+    async with serve(Inverter(), "127.0.0.1", 0) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(encode_uuid(uuid.uuid4()))
+        for f in frames:
+            writer.write(f)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        writer.write_eof()
+        received = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    assert ends_with_hangup(received)
+    heard = bytearray()
+    body = received[:-3]
+    while body:
+        kind, length = HEADER.unpack_from(body)
+        assert kind == 0x10 and length % 2 == 0 and 0 < length <= FRAME
+        heard += body[3 : 3 + length]
+        body = body[3 + length :]
+    expected = b"".join(
+        bytes(b ^ 0xFF for b in f[3:])[: FRAME // 2 if i == 7 else FRAME]
+        for i, f in enumerate(frames)
+    )
+    assert expected in bytes(heard)  # surrounded by the clock's silence, nothing else
+    silence = bytes(heard).replace(expected, b"", 1)
+    assert silence == bytes(len(silence))

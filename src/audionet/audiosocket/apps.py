@@ -51,9 +51,9 @@ class EchoApp(_Base):
         out = call.out
         out.max_bytes = min(out.max_bytes, max(out.frame_size, int(self.max_delay * out.rate) * 2))
 
-    def audio_message(self, call: Call, message: bytes) -> None:
-        """The fast path: a whole audio message at the call's own rate goes back as it is."""
-        call.out.push_message(message)
+    def audio_message(self, call: Call, message: bytes) -> bytes:
+        """The fast path: a whole audio message at the call's own rate is its own reply."""
+        return message
 
     def event(self, call: Call, event: CallEvent) -> None:
         if type(event) is Audio:

@@ -54,6 +54,10 @@ EARLY = 0.010
 _HALF_EARLY = EARLY / 2
 _SLOT = SLOT
 _MAX_JUMP = round(EARLY / SLOT)
+#: Seconds a backlog of queued replies must stand (found after every frame the caller sent) before
+#: the clock catches up with it, a slot a frame: a caller whose frames come in clumps, whose queue
+#: runs dry between them, keeps the delay its jitter needs.
+STANDING = 1.0
 
 #: One receive buffer shared by every :class:`BufferedCallConnection` of a process: each read is
 #: copied out of it before the loop does anything else, so it is never used by two reads at once.
@@ -62,7 +66,7 @@ _RECV_BUFFER = memoryview(bytearray(1 << 16))
 
 def _fast_path(
     server: AudioSocketServer,
-) -> tuple[bytes, int, int, Callable[[Call, bytes], None] | None]:
+) -> tuple[bytes, int, int, Callable[[Call, bytes], bytes | None] | None]:
     """The header of a whole frame of the server's kind, its payload size, the length of such a
     message when the fast path applies (else 0), and the handler's ``audio_message``: the same
     objects for every call of a server."""
@@ -82,7 +86,7 @@ def _fast_path(
 
 
 _FAST: weakref.WeakKeyDictionary[
-    AudioSocketServer, tuple[bytes, int, int, Callable[[Call, bytes], None] | None]
+    AudioSocketServer, tuple[bytes, int, int, Callable[[Call, bytes], bytes | None] | None]
 ] = weakref.WeakKeyDictionary()
 
 
@@ -93,10 +97,37 @@ def _no_write(data: bytes) -> None:
 class CallConnection(asyncio.Protocol):
     """One TCP connection from Asterisk."""
 
+    # Slots: a call's state in one compact object (no separate attribute array), so the few
+    # cache lines of it the per-frame path reads are fewer to fetch again for each frame.
+    __slots__ = (
+        "_backlog_from",
+        "_backlog_last",
+        "_closed",
+        "_fast_head",
+        "_fast_len",
+        "_fast_payload",
+        "_fast_ready",
+        "_kind",
+        "_msgs",
+        "_on_event",
+        "_on_message",
+        "_paused",
+        "_pcm",
+        "_rate",
+        "_stalled",
+        "_timer",
+        "_write",
+        "call",
+        "core",
+        "due",
+        "out",
+        "peer",
+        "server",
+        "stats",
+        "transport",
+    )
+
     def __init__(self, server: AudioSocketServer) -> None:
-        # The attributes of the per-frame path first: they are stored in this order, so they share
-        # the fewest cache lines (with a thousand calls, each call's state is out of cache again
-        # by its next frame).
         # The hottest path (see data_received): a read of exactly ``_fast_len`` bytes that starts
         # with ``_fast_head`` is one whole frame. 0 while it does not apply: before the UUID, after
         # the end, while part of a message is held back, without a handler hook, or for G.711 input.
@@ -110,6 +141,7 @@ class CallConnection(asyncio.Protocol):
         #: The deadline of this call's next outgoing frame (kept by the shared ticker).
         self.due = 0.0
         self._msgs: deque[bytes] | None = None
+        self._pcm: bytearray = bytearray()
         self._paused = False
         self._closed = False
         self._write: Callable[[bytes], object] = _no_write
@@ -119,6 +151,7 @@ class CallConnection(asyncio.Protocol):
         self.out: OutgoingAudio | None = None
         self.peer: Any = None
         self._stalled = 0
+        self._backlog_from = self._backlog_last = -math.inf
         self._timer: asyncio.TimerHandle | None = None
         self._on_event = server.handler.event
         self._rate = server.config.rate
@@ -163,23 +196,41 @@ class CallConnection(asyncio.Protocol):
             stats.bytes_in += self._fast_payload
             hook = self._on_message  # a local: calling an attribute directly is not specialised
             try:
-                hook(self.call, data)  # type: ignore[misc,arg-type]  # set with _fast_len
+                reply = hook(self.call, data)  # type: ignore[misc,arg-type]  # set with _fast_len
             except Exception as exc:
                 self._handler_failed(exc)
                 return
-            # answer() as it goes once the clock has locked on, written out here: the frame is
-            # due within the window, near its middle, and the handler queued a whole frame
+            # The steady state of an echo once the clock has locked on, written out here: the
+            # reply is the frame itself, nothing is queued before it and the frame is due within
+            # the window, near its middle: it goes straight back, never through the queue.
             now = monotonic()
             early = now - self.due + _HALF_EARLY
+            if (
+                reply is data
+                and -_SLOT <= early <= _SLOT
+                and not self._msgs
+                and not self._pcm
+                and not self._paused
+                and not self._closed
+            ):
+                self._write(data)
+                stats.frames_out += 1
+                stats.bytes_out += self._fast_payload
+                self.due += PERIOD
+                return
+            if reply is not None:
+                self.out.push_message(reply)  # type: ignore[union-attr]
             queued = self._msgs
             if -_SLOT <= early <= _SLOT and queued and not self._paused and not self._closed:
-                write = self._write
-                write(queued.popleft())
+                # the same with frames queued before it (a backlog): the oldest goes
+                self._write(queued.popleft())
                 stats.frames_out += 1
                 stats.bytes_out += self._fast_payload
                 if self.call._room_waiter is not None:  # type: ignore[union-attr]
                     self.call._on_sent()  # type: ignore[union-attr]
                 self.due += PERIOD
+                if queued and self._backlog_stands(now):
+                    self.server.ticker.shift(self, -1)  # catch up, see answer()
                 return
             self.answer(now)
             return
@@ -198,9 +249,11 @@ class CallConnection(asyncio.Protocol):
                 hook = self._on_message
                 if hook is not None:
                     for msg in msgs:
-                        hook(call, msg)
+                        reply = hook(call, msg)
                         if self._closed:  # the handler hung up: nothing after the final event
                             return
+                        if reply is not None:
+                            self.out.push_message(reply)  # type: ignore[union-attr]
                 else:
                     on_event = self._on_event
                     rate = self._rate
@@ -231,7 +284,9 @@ class CallConnection(asyncio.Protocol):
                 try:
                     if self._fast_ready and ev.rate == self._rate:  # the hook gets every such frame
                         msg = HEADER.pack(self._kind, len(ev.pcm)) + ev.pcm
-                        self._on_message(self.call, msg)  # type: ignore[misc,arg-type]
+                        reply = self._on_message(self.call, msg)  # type: ignore[misc,arg-type]
+                        if reply is not None and not self._closed:
+                            self.out.push_message(reply)  # type: ignore[union-attr]
                     else:
                         self._on_event(self.call, ev)  # type: ignore[arg-type]  # set with the UUID
                 except Exception as exc:
@@ -319,6 +374,14 @@ class CallConnection(asyncio.Protocol):
                 if due <= now:  # the ticker is more than a period behind: skip, never burst
                     due += math.ceil((now - due) / PERIOD) * PERIOD
                 self.due = due
+            if self._msgs and not self._paused and self._backlog_stands(now):
+                # Frames have stood queued behind every frame of the caller's for STANDING s
+                # (they once came in a clump): the deadlines move a slot earlier per frame until
+                # the clock has sent one frame more than it was given, and the echo's delay is
+                # back to what the caller's own jitter needs. No burst: each frame still leaves
+                # at most EARLY s before its deadline.
+                self.server.ticker.shift(self, -1)
+                return
             # keep the caller's frames in the middle of the window, where jitter either way
             # still finds them inside it
             if early > _SLOT:
@@ -334,6 +397,14 @@ class CallConnection(asyncio.Protocol):
             # s at once: this frame still leaves at least PERIOD - EARLY s after the previous one.
             self.server.ticker.shift(self, -min(_MAX_JUMP, round(-early / _SLOT)))
         # else: a second frame within one period (a burst): it waits its turn, no phase to learn
+
+    def _backlog_stands(self, now: float) -> bool:
+        """Count a caller's frame that found frames still queued after the one it sent; True once
+        that has been so for every frame for :data:`STANDING` s."""
+        if now - self._backlog_last > 1.5 * PERIOD:
+            self._backlog_from = now
+        self._backlog_last = now
+        return now - self._backlog_from >= STANDING
 
     def _send_next(self) -> None:
         msgs = self._msgs
@@ -414,6 +485,7 @@ class CallConnection(asyncio.Protocol):
             self._timer = None
         self.out = OutgoingAudio(cfg.rate, int(cfg.queue_seconds * cfg.rate) * 2, cfg.silence)
         self.call = Call(ev.uuid, self.peer, self.out, self, cfg.max_events)
+        self._pcm = self.out._buf
         self._msgs = self.out._msgs  # whole frames queued as messages: the clock's hot path
         self._write = cast(asyncio.Transport, self.transport).write
         srv.stats.calls_total += 1
@@ -488,6 +560,8 @@ class BufferedCallConnection(CallConnection, asyncio.BufferedProtocol):
     ``recv(256 KiB)``: a 256 KiB allocation per read (a frame is 323 bytes). As a
     ``BufferedProtocol`` it reads into one shared buffer instead. (uvloop reads into its own buffer
     either way, and there a ``BufferedProtocol`` only adds a Python call per read.)"""
+
+    __slots__ = ()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return _RECV_BUFFER

@@ -97,8 +97,11 @@ class CallHandler(Protocol):
     A handler may also define ``audio_message(call, message: bytes)``: it then receives every audio
     message of the call's own kind (its rate, ``call.format``) as the raw message, 3-byte header
     included, instead of an ``Audio`` event for it (``Audio(message[3:], rate)``: the same audio, in
-    the same order among the other events), without an event object per frame. The echo app uses
-    it to queue each frame unchanged (:meth:`~audionet.audiosocket.pacing.OutgoingAudio.push_message`).
+    the same order among the other events), without an event object per frame. It may return the
+    reply to that frame, an audio message of the call's kind (queued and paced like the rest of the
+    call's audio; a whole frame is sent unchanged), or None. The echo app returns the message
+    itself: once the clock has locked onto the caller's frames and nothing is queued before it,
+    such a reply goes straight back as the frame arrives, without passing through the queue.
     Audio at other rates, and all audio of calls carrying G.711 (``input_codec``), still arrives
     through :meth:`event`.
     """
