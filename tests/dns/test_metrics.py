@@ -9,7 +9,9 @@ def test_prometheus_text_and_summary() -> None:
     m.queries[(16, 3)] += 1
     m.queries[(0, -1)] += 2
     m.bytes_out = 1234
+    m.send_dropped = 7
     text = m.prometheus_text()
+    assert "aodns_answers_dropped_total 7" in text
     assert 'aodns_queries_total{qtype="TXT",result="NOERROR"} 3' in text
     assert 'aodns_queries_total{qtype="TXT",result="NXDOMAIN"} 1' in text
     assert "aodns_bytes_out_total 1234" in text

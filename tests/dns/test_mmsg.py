@@ -184,6 +184,7 @@ async def test_small_batches_and_partial_sends(monkeypatch: pytest.MonkeyPatch) 
     want = {k: r for k, w in sent.items() if (r := expected(snapshot, w)) is not None}
     assert len(want) - len(got) == io.send_dropped
     assert 1 < io.send_dropped <= 1 + 5
+    assert server.metrics.send_dropped == io.send_dropped  # exported as aodns_answers_dropped_total
     for k, r in got.items():
         assert want[k] == r
 

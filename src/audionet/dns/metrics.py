@@ -43,6 +43,8 @@ class ServerMetrics:
     internal_errors: int = 0
     packs_published: int = 0
     frames_dropped: int = 0
+    #: Answers not sent because the socket's send buffer was full (batched UDP never blocks).
+    send_dropped: int = 0
 
     @property
     def total(self) -> int:
@@ -59,6 +61,7 @@ class ServerMetrics:
             "tcp_queries": self.tcp_queries,
             "internal_errors": self.internal_errors,
             "packs_published": self.packs_published,
+            "answers_dropped": self.send_dropped,
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -90,6 +93,7 @@ class ServerMetrics:
             ("aodns_internal_errors_total", self.internal_errors),
             ("aodns_packs_published_total", self.packs_published),
             ("aodns_frames_dropped_total", self.frames_dropped),
+            ("aodns_answers_dropped_total", self.send_dropped),
         ):
             lines += [f"# TYPE {name} counter", f"{name} {value}"]
         return "\n".join(lines) + "\n"
@@ -131,6 +135,11 @@ def register_prometheus(
                 ("aodns_internal_errors", "Packets that raised inside", total.internal_errors),
                 ("aodns_packs_published", "Packs published", total.packs_published),
                 ("aodns_frames_dropped", "Codec frames too big for a pack", total.frames_dropped),
+                (
+                    "aodns_answers_dropped",
+                    "UDP answers not sent: the socket's send buffer was full or the address refused",
+                    total.send_dropped,
+                ),
             ):
                 yield CounterMetricFamily(name, doc, value=value)
             if workers is not None:

@@ -18,7 +18,7 @@ with a new ``bytes`` and a new address tuple, and one ``sendto``. Here one readi
 The answers come from the same :class:`~audionet.dns.server.DnsServer` answer cache and
 :meth:`~audionet.dns.server.DnsServer.answer`, so they are byte-identical to the asyncio path's.
 A send that would block is not retried (UDP; the client retries): those answers are counted in
-:attr:`MmsgUdp.send_dropped`. A send error for one address (say a spoofed source port 0) skips that
+:attr:`MmsgUdp.send_dropped` and the server's ``aodns_answers_dropped_total``. A send error for one address (say a spoofed source port 0) skips that
 one answer. After :data:`ROUNDS` full batches the callback returns to the event loop, so TCP and
 the publisher still get their turn under a flood.
 """
@@ -308,8 +308,10 @@ class MmsgUdp:
                 continue
             if err in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS):
                 self.send_dropped += count - sent  # never block; the clients retry
+                self.server.metrics.send_dropped += count - sent
                 break
             # This answer's address was refused (e.g. port 0): skip it, send the rest.
             log.debug("sendmmsg: %s", errno.errorcode.get(err, err))
             self.send_dropped += 1
+            self.server.metrics.send_dropped += 1
             sent += 1
