@@ -57,7 +57,7 @@ _MAX_JUMP = round(EARLY / SLOT)
 #: Seconds a backlog of queued replies must stand (found after every frame the caller sent) before
 #: the clock catches up with it, a slot a frame: a caller whose frames come in clumps, whose queue
 #: runs dry between them, keeps the delay its jitter needs.
-STANDING = 1.0
+STANDING = 0.5
 
 #: One receive buffer shared by every :class:`BufferedCallConnection` of a process: each read is
 #: copied out of it before the loop does anything else, so it is never used by two reads at once.
@@ -396,6 +396,8 @@ class CallConnection(asyncio.Protocol):
             # so that the caller's next frame lands in the middle of the window. By at most EARLY
             # s at once: this frame still leaves at least PERIOD - EARLY s after the previous one.
             self.server.ticker.shift(self, -min(_MAX_JUMP, round(-early / _SLOT)))
+            if len(self._msgs) > 1:  # a backlog still stands behind this frame (while it drains)
+                self._backlog_stands(now)
         # else: a second frame within one period (a burst): it waits its turn, no phase to learn
 
     def _backlog_stands(self, now: float) -> bool:
