@@ -396,7 +396,8 @@ class CallConnection(asyncio.Protocol):
             # so that the caller's next frame lands in the middle of the window. By at most EARLY
             # s at once: this frame still leaves at least PERIOD - EARLY s after the previous one.
             self.server.ticker.shift(self, -min(_MAX_JUMP, round(-early / _SLOT)))
-            if len(self._msgs) > 1:  # a backlog still stands behind this frame (while it drains)
+            msgs = self._msgs
+            if msgs is not None and len(msgs) > 1:  # a backlog stands behind it (still draining)
                 self._backlog_stands(now)
         # else: a second frame within one period (a burst): it waits its turn, no phase to learn
 
