@@ -55,8 +55,8 @@ _HALF_EARLY = EARLY / 2
 _SLOT = SLOT
 _MAX_JUMP = round(EARLY / SLOT)
 #: Seconds a backlog of queued replies must stand (found after every frame the caller sent) before
-#: the clock catches up with it, a slot a frame: a caller whose frames come in clumps, whose queue
-#: runs dry between them, keeps the delay its jitter needs.
+#: the clock catches up with it, up to a frame per period: a caller whose frames come in clumps,
+#: whose queue runs dry between them, keeps the delay its jitter needs.
 STANDING = 0.5
 
 #: One receive buffer shared by every :class:`BufferedCallConnection` of a process: each read is
@@ -230,7 +230,7 @@ class CallConnection(asyncio.Protocol):
                     self.call._on_sent()  # type: ignore[union-attr]
                 self.due += PERIOD
                 if queued and self._backlog_stands(now):
-                    self.server.ticker.shift(self, -1)  # catch up, see answer()
+                    self.server.ticker.shift(self, -_MAX_JUMP)  # catch up, see answer()
                 return
             self.answer(now)
             return
@@ -345,6 +345,17 @@ class CallConnection(asyncio.Protocol):
                     )
             return
         stats = self.stats
+        msgs = self._msgs
+        if msgs is not None and not msgs and not self._pcm:
+            out: OutgoingAudio = self.out  # type: ignore[assignment]  # set with _msgs
+            if out.silence:  # nothing queued: the usual tick of a call whose caller is silent
+                silence = out.silence_message
+                self._write(silence)
+                stats.frames_out += 1
+                stats.frames_ticked += 1
+                stats.silence_frames_out += 1
+                stats.bytes_out += len(silence) - HEADER_SIZE
+                return
         sent = stats.frames_out
         self._send_next()
         stats.frames_ticked += stats.frames_out - sent
@@ -376,11 +387,14 @@ class CallConnection(asyncio.Protocol):
                 self.due = due
             if self._msgs and not self._paused and self._backlog_stands(now):
                 # Frames have stood queued behind every frame of the caller's for STANDING s
-                # (they once came in a clump): the deadlines move a slot earlier per frame until
-                # the clock has sent one frame more than it was given, and the echo's delay is
-                # back to what the caller's own jitter needs. No burst: each frame still leaves
-                # at most EARLY s before its deadline.
-                self.server.ticker.shift(self, -1)
+                # (they once came in a clump): the next deadline moves EARLY s earlier, so the
+                # clock sends the next queued frame EARLY s after this one, between the caller's
+                # frames (the ticker, not the next read: a loop that reads before it runs timers
+                # would otherwise answer the next frame first and skip the earlier deadline),
+                # until the queue is empty as the caller's frame arrives and the echo's delay is
+                # back to what the caller's own jitter needs. No burst: frames at least EARLY s
+                # apart, each at most EARLY s before its deadline.
+                self.server.ticker.shift(self, -_MAX_JUMP)
                 return
             # keep the caller's frames in the middle of the window, where jitter either way
             # still finds them inside it
