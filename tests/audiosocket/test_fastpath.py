@@ -163,6 +163,22 @@ async def test_a_failing_hook_ends_only_its_call() -> None:
     assert handler.log == [("end", "Error")]
 
 
+async def exchange(port: int, chunks: list[bytes]) -> bytes:
+    """Send each chunk 20 ms apart after a UUID, stop, and return all the server sent until it
+    closed (it hangs up when the caller stops)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(encode_uuid(uuid.uuid4()))
+    for chunk in chunks:
+        writer.write(chunk)
+        await writer.drain()
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    writer.write_eof()
+    received = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return received
+
+
 async def test_echo_sends_back_the_exact_bytes_it_received() -> None:
     """The echo app forwards each received message unchanged, whatever the read pattern."""
     pcm = tagged_audio(0.6)
@@ -171,16 +187,7 @@ async def test_echo_sends_back_the_exact_bytes_it_received() -> None:
     chunks = [*frames[:10], frames[10] + frames[11] + frames[12]]
     chunks += [frames[13][:50], frames[13][50:], *frames[14:]]
     async with serve(EchoApp(), "127.0.0.1", 0) as server:
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(encode_uuid(uuid.uuid4()))
-        for chunk in chunks:
-            writer.write(chunk)
-            await writer.drain()
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)
-        writer.write_eof()  # the server hangs up when we stop; read everything up to its close
-        received = await asyncio.wait_for(reader.read(), 5)
-        writer.close()
+        received = await exchange(server.port, chunks)
     assert ends_with_hangup(received)
     body = received[:-3]
     assert len(body) % (3 + FRAME) == 0
@@ -208,16 +215,7 @@ async def test_a_hook_may_return_its_reply_to_each_frame() -> None:
     pcm = tagged_audio(0.4)
     frames = [encode_audio(pcm[i : i + FRAME]) for i in range(0, len(pcm), FRAME)]
     async with serve(Inverter(), "127.0.0.1", 0) as server:
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(encode_uuid(uuid.uuid4()))
-        for f in frames:
-            writer.write(f)
-            await writer.drain()
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)
-        writer.write_eof()
-        received = await asyncio.wait_for(reader.read(), 5)
-        writer.close()
+        received = await exchange(server.port, frames)
     assert ends_with_hangup(received)
     heard = bytearray()
     body = received[:-3]
