@@ -18,9 +18,10 @@ with a new ``bytes`` and a new address tuple, and one ``sendto``. Here one readi
 The answers come from the same :class:`~audionet.dns.server.DnsServer` answer cache and
 :meth:`~audionet.dns.server.DnsServer.answer`, so they are byte-identical to the asyncio path's.
 A send that would block is not retried (UDP; the client retries): those answers are counted in
-:attr:`MmsgUdp.send_dropped` and the server's ``aodns_answers_dropped_total``. A send error for one address (say a spoofed source port 0) skips that
-one answer. After :data:`ROUNDS` full batches the callback returns to the event loop, so TCP and
-the publisher still get their turn under a flood.
+:attr:`MmsgUdp.send_dropped` and in the server's metrics (``aodns_answers_dropped_total``). A send
+error for one address (say a spoofed source port 0) skips that one answer. After :data:`ROUNDS`
+full batches the callback returns to the event loop, so TCP and the publisher still get their turn
+under a flood.
 """
 
 from __future__ import annotations
