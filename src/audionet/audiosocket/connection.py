@@ -345,17 +345,6 @@ class CallConnection(asyncio.Protocol):
                     )
             return
         stats = self.stats
-        msgs = self._msgs
-        if msgs is not None and not msgs and not self._pcm:
-            out: OutgoingAudio = self.out  # type: ignore[assignment]  # set with _msgs
-            if out.silence:  # nothing queued: the usual tick of a call whose caller is silent
-                silence = out.silence_message
-                self._write(silence)
-                stats.frames_out += 1
-                stats.frames_ticked += 1
-                stats.silence_frames_out += 1
-                stats.bytes_out += len(silence) - HEADER_SIZE
-                return
         sent = stats.frames_out
         self._send_next()
         stats.frames_ticked += stats.frames_out - sent
@@ -438,13 +427,19 @@ class CallConnection(asyncio.Protocol):
         out = self.out
         if out is None:
             return
-        msg = out.next_message()
+        if not self._pcm and out.silence:  # nothing queued: a silent caller's usual frame
+            silence = out.silence_message
+            self._write(silence)
+            stats = self.stats
+            stats.frames_out += 1
+            stats.silence_frames_out += 1
+            stats.bytes_out += len(silence) - HEADER_SIZE
+            return
+        msg = out.next_message()  # queued PCM (silence was the case above)
         if msg is not None:
             stats = self.stats
             stats.frames_out += 1
             stats.bytes_out += len(msg) - HEADER_SIZE
-            if msg is out.silence_message:
-                stats.silence_frames_out += 1
             write = self._write
             write(msg)
         call = self.call
