@@ -191,8 +191,12 @@ async def test_the_clock_answers_a_silent_caller_with_paced_silence(app: object)
         caller = Caller(server.port, 0)  # connects, sends nothing but the UUID
         await run_caller(caller)
         await asyncio.sleep(0.2)
-    assert server.stats.frames_ticked == server.stats.frames_out  # all by the clock
+    stats = server.stats
+    assert stats.frames_ticked == stats.frames_out  # all by the clock
+    assert stats.silence_frames_out == stats.frames_out  # all silence, and counted as such
+    assert stats.bytes_out == FRAME * stats.frames_out
     assert caller.heard and all(s == -1 for _, s in caller.heard)
+    assert len(caller.heard) <= stats.frames_out
     span = caller.heard[-1][0] - caller.heard[0][0]
     assert 47 < (len(caller.heard) - 1) / span < 53
     assert statistics.median(caller.audio_gaps()) == pytest.approx(0.020, abs=0.002)
