@@ -185,6 +185,23 @@ async def test_a_backlog_left_by_one_clump_of_frames_drains_without_a_burst(late
     assert server.stats.frames_out - server.stats.frames_ticked >= frames - 20
 
 
+async def test_a_caller_late_again_and_again_keeps_its_buffer_and_hears_no_gap() -> None:
+    # One frame a period late every 300 ms (less than STANDING): the frame of delay it leaves is
+    # used up at the next late frame, so the clock keeps it (a catch-up would run the queue dry
+    # and put silence into the echo at every late frame).
+    frames = 150
+    async with serve(EchoApp(), "127.0.0.1", 0) as server:
+        caller = Caller(server.port, frames, phase=0.006, clumps=tuple(range(20, frames - 1, 15)))
+        await run_caller(caller)
+    seqs = [s for _, s in caller.heard]
+    first, last = seqs.index(0), seqs.index(frames - 1)
+    echo = seqs[first : last + 1]
+    assert [s for s in echo if s >= 0] == list(range(frames))  # every frame, in order
+    # silence only where the first late frame should have been: no frame was queued yet
+    assert [i for i, s in enumerate(echo) if s < 0] == [20], echo
+    assert server.stats.frames_out - server.stats.frames_ticked >= frames // 2
+
+
 @pytest.mark.parametrize("app", [SilenceApp(), EchoApp()])
 async def test_the_clock_answers_a_silent_caller_with_paced_silence(app: object) -> None:
     async with serve(app, "127.0.0.1", 0) as server:
