@@ -222,12 +222,7 @@ class CallConnection(asyncio.Protocol):
                 self.out.push_message(reply)  # type: ignore[union-attr]
             queued = self._msgs
             if -_SLOT <= early <= _SLOT and queued and not self._paused and not self._closed:
-                # the same with frames queued before it (a backlog): the oldest goes
-                self._write(queued.popleft())
-                stats.frames_out += 1
-                stats.bytes_out += self._fast_payload
-                if self.call._room_waiter is not None:  # type: ignore[union-attr]
-                    self.call._on_sent()  # type: ignore[union-attr]
+                self._send_next()  # frames queued before it (a backlog): the oldest goes
                 self.due += PERIOD
                 if queued and self._backlog_stands(now):
                     self.server.ticker.shift(self, -_MAX_JUMP)  # catch up, see answer()
