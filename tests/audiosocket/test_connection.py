@@ -185,6 +185,41 @@ async def test_a_backlog_left_by_one_clump_of_frames_drains_without_a_burst(late
     assert server.stats.frames_out - server.stats.frames_ticked >= frames - 20
 
 
+class StallingEcho(TimedEcho):
+    """The timed echo, holding up the whole event loop for ``stall`` s at the caller's frame
+    ``at`` (as a pause of the process or a busy machine would)."""
+
+    def __init__(self, at: int, stall: float) -> None:
+        super().__init__()
+        self.at, self.stall, self.frames = at, stall, 0
+
+    def audio_message(self, call: Call, message: bytes) -> bytes | None:
+        self.frames += 1
+        if self.frames == self.at:
+            time.sleep(self.stall)
+        return super().audio_message(call, message)
+
+
+async def test_a_backlog_left_by_a_stall_of_the_server_drains_at_once() -> None:
+    # The loop is held up for five periods while the caller keeps sending: its frames wait in
+    # the socket and are read together. No jitter of the caller's to absorb, so the clock catches
+    # up at once (a frame every 10 ms, no burst) instead of keeping 100 ms of delay for STANDING s.
+    app = StallingEcho(at=30, stall=0.100)
+    frames = 30 + round((STANDING + 0.5) / 0.020)
+    async with serve(app, "127.0.0.1", 0) as server:
+        caller = Caller(server.port, frames, phase=0.006)
+        await run_caller(caller)
+    echoed = [s for _, s in caller.heard if s >= 0]
+    assert echoed == list(range(frames))  # nothing dropped
+    delays = dict((s, t - caller.sent_at[s]) for t, s in caller.heard if s >= 0)
+    # From a quarter of a second after the stall to STANDING after it (when a standing backlog
+    # would only begin to drain): the echo is back to its usual delay.
+    soon = [delays[s] for s in range(30 + 5 + 13, 30 + 5 + round(STANDING / 0.020))]
+    assert statistics.median(soon) < 0.005, soon
+    gaps = [b - a for a, b in itertools.pairwise(app.sent)]
+    assert sum(g < 0.020 - EARLY - 0.002 for g in gaps) <= 2, sorted(gaps)[:5]
+
+
 async def test_a_caller_late_again_and_again_keeps_its_buffer_and_hears_no_gap() -> None:
     # One frame a period late every 300 ms (less than STANDING): the frame of delay it leaves is
     # used up at the next late frame, so the clock keeps it (a catch-up would run the queue dry

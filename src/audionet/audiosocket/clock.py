@@ -83,6 +83,10 @@ class Ticker:
         self.skipped = 0
         #: How late (s) the last tick with members started: the loop's backlog, as of then.
         self.behind = 0.0
+        #: When (time.monotonic) the last tick with members ended. Ticks come every
+        #: ``period / phases``: long before now means the loop was held up since (a loop that runs
+        #: its I/O callbacks before its timers reads before the late tick updates ``behind``).
+        self.ran = 0.0
 
     def __len__(self) -> int:
         return len(self._where)
@@ -155,6 +159,7 @@ class Ticker:
             self.ticks += 1
             self._record(start - deadline, end - deadline)
             self.behind = start - deadline
+            self.ran = end
         else:
             end = start
         if not self._where:
@@ -170,6 +175,11 @@ class Ticker:
         self._deadlines[phase] = nxt
         self._phase = min(range(self.phases), key=self._deadlines.__getitem__)
         self._handle = loop.call_later(self._deadlines[self._phase] - time.monotonic(), self._tick)
+
+    def stalled(self, now: float) -> bool:
+        """Whether the loop is (or just was) a period or more behind: the last tick started that
+        late, or no tick has run for that long (a stall not yet seen by a tick)."""
+        return self.behind >= self.period or (0.0 < self.ran <= now - self.period)
 
     def lateness_histogram(self) -> tuple[list[int], float]:
         """A copy of the per-bucket counts of :attr:`histogram` and the sum of all lateness."""

@@ -259,6 +259,16 @@ class CallConnection(asyncio.Protocol):
             except Exception as exc:
                 self._handler_failed(exc)
                 return
+            if len(msgs) > 1:
+                # Several frames in one read: a clump from the caller, or frames that waited
+                # in the socket while this loop was held up (a pause of the process, a busy
+                # machine). The caller's clump is jitter the queue should absorb (the backlog
+                # stands for STANDING s first); a backlog of the loop's own making protects
+                # nothing, so the clock starts catching up with it at once (still no burst).
+                now = monotonic()
+                if self.server.ticker.stalled(now):
+                    self._backlog_from = now - STANDING
+                    self._backlog_last = now
             if end == len(data):
                 self.answer()
                 return
