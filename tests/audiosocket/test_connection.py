@@ -23,6 +23,7 @@ from audionet.audiosocket import Call, serve
 from audionet.audiosocket.apps import EchoApp, SilenceApp
 from audionet.audiosocket.connection import EARLY, STANDING
 from audionet.audiosocket.proto import HEADER, encode_uuid
+from audionet.audiosocket.server import echoes
 
 FRAME = 320
 AUDIO = 0x10
@@ -211,6 +212,7 @@ async def test_a_backlog_left_by_a_stall_of_the_server_drains_at_once() -> None:
         await run_caller(caller)
     echoed = [s for _, s in caller.heard if s >= 0]
     assert echoed == list(range(frames))  # nothing dropped
+    assert app.frames == frames  # an unmarked override of the echo's hook is called every frame
     delays = dict((s, t - caller.sent_at[s]) for t, s in caller.heard if s >= 0)
     # From a quarter of a second after the stall to STANDING after it (when a standing backlog
     # would only begin to drain): the echo is back to its usual delay.
@@ -238,6 +240,41 @@ async def test_a_caller_late_again_and_again_keeps_its_buffer_and_hears_no_gap()
     gaps = [i for i, s in enumerate(echo) if s < 0]
     assert len(gaps) <= 3, gaps
     assert server.stats.frames_out - server.stats.frames_ticked >= frames // 2
+
+
+class MarkedEcho(EchoApp):
+    """An echo whose hook is marked as a plain echo, counting the times it is called anyway."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    @echoes
+    def audio_message(self, call: Call, message: bytes) -> bytes:
+        self.calls += 1
+        return message
+
+
+async def test_a_marked_echo_is_not_called_and_its_frames_are_counted_during_the_call() -> None:
+    app = MarkedEcho()
+    frames = 100
+    async with serve(app, "127.0.0.1", 0) as server:
+        caller = Caller(server.port, frames, phase=0.006)
+        task = asyncio.ensure_future(run_caller(caller))
+        await asyncio.sleep(1.2)
+        sent = len(caller.sent_at)
+        counted = server.stats.frames_in  # read on the loop: the straight path's frames added
+        await task
+    assert sent > 20 and sent - 3 <= counted <= sent
+    echoed = [s for _, s in caller.heard if s >= 0]
+    assert echoed == list(range(frames))
+    # Frames sent straight back never call the hook; only those read two at a time after a
+    # stall of a loaded machine take the general path, which does.
+    assert app.calls <= 10
+    stats = server.stats
+    assert stats.frames_in == frames and stats.bytes_in == FRAME * frames
+    assert stats.frames_out - stats.frames_ticked >= frames - 20  # most went straight back
+    assert stats.bytes_out == FRAME * stats.frames_out  # echoes and silence, whole frames
 
 
 @pytest.mark.parametrize("app", [SilenceApp(), EchoApp()])

@@ -18,6 +18,7 @@ from audionet.audio.format import AudioFormat
 from audionet.audio.resample import Resampler
 from audionet.audiosocket.call import Call, CallEvent
 from audionet.audiosocket.proto import Audio, Error, Hangup
+from audionet.audiosocket.server import echoes
 from audionet.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,10 @@ class EchoApp(_Base):
         out = call.out
         out.max_bytes = min(out.max_bytes, max(out.frame_size, int(self.max_delay * out.rate) * 2))
 
+    @echoes
     def audio_message(self, call: Call, message: bytes) -> bytes:
-        """The fast path: a whole audio message at the call's own rate is its own reply."""
+        """The fast path: a whole audio message at the call's own rate is its own reply (so the
+        server, seeing it marked, sends the frame back without calling it)."""
         return message
 
     def event(self, call: Call, event: CallEvent) -> None:

@@ -64,12 +64,14 @@ STANDING = 0.5
 _RECV_BUFFER = memoryview(bytearray(1 << 16))
 
 
-def _fast_path(
-    server: AudioSocketServer,
-) -> tuple[bytes, int, int, Callable[[Call, bytes], bytes | None] | None]:
+_Fast = tuple[bytes, int, int, Callable[[Call, bytes], bytes | None] | None, bool]
+
+
+def _fast_path(server: AudioSocketServer) -> _Fast:
     """The header of a whole frame of the server's kind, its payload size, the length of such a
-    message when the fast path applies (else 0), and the handler's ``audio_message``: the same
-    objects for every call of a server."""
+    message when the fast path applies (else 0), the handler's ``audio_message``, and whether that
+    is marked :func:`~audionet.audiosocket.server.echoes` (its reply is the message itself, so it
+    need not be called): the same objects for every call of a server."""
     cached = _FAST.get(server)
     if cached is None:
         cfg = server.config
@@ -81,13 +83,14 @@ def _fast_path(
             else 0
         )
         head = HEADER.pack(int(kind_for_rate(cfg.rate)), frame)
-        cached = _FAST[server] = (head, frame, ready, hook)
+        echo = hook is not None and getattr(hook, ECHO_MARK, False) is True
+        cached = _FAST[server] = (head, frame, ready, hook, echo)
     return cached
 
 
-_FAST: weakref.WeakKeyDictionary[
-    AudioSocketServer, tuple[bytes, int, int, Callable[[Call, bytes], bytes | None] | None]
-] = weakref.WeakKeyDictionary()
+#: The attribute :func:`~audionet.audiosocket.server.echoes` sets on an ``audio_message``.
+ECHO_MARK = "_audiosocket_echoes"
+_FAST: weakref.WeakKeyDictionary[AudioSocketServer, _Fast] = weakref.WeakKeyDictionary()
 
 
 def _no_write(data: bytes) -> None:
@@ -103,6 +106,8 @@ class CallConnection(asyncio.Protocol):
         "_backlog_from",
         "_backlog_last",
         "_closed",
+        "_echo",
+        "_echoed",
         "_fast_head",
         "_fast_len",
         "_fast_payload",
@@ -134,9 +139,15 @@ class CallConnection(asyncio.Protocol):
         self._fast_len = 0
         fast = _fast_path(server)
         self._fast_head, self._fast_payload, self._fast_ready = fast[:3]
-        self.stats = server.stats
+        self.stats = server._stats
         #: The handler's optional fast path for whole audio messages of the call's own kind.
         self._on_message = fast[3]
+        #: That path is a plain echo (marked :func:`~audionet.audiosocket.server.echoes`).
+        self._echo = fast[4]
+        #: Frames sent straight back (each one in and one out) not yet added to ``stats``: one
+        #: small-integer increment per frame instead of four updates of shared large integers;
+        #: :meth:`flush_stats` adds them (the server does, once a second and as the call ends).
+        self._echoed = 0
         self.call: Call | None = None
         #: The deadline of this call's next outgoing frame (kept by the shared ticker).
         self.due = 0.0
@@ -173,7 +184,7 @@ class CallConnection(asyncio.Protocol):
         srv = self.server
         cfg = srv.config
         if len(srv.connections) >= cfg.max_calls:
-            srv.stats.calls_rejected += 1
+            self.stats.calls_rejected += 1
             self._closed = True
             self.transport.write(HANGUP_MESSAGE)
             self.transport.close()
@@ -191,15 +202,18 @@ class CallConnection(asyncio.Protocol):
         # The hottest path: exactly one whole frame of the call's own kind (Asterisk writes one
         # message per 20 ms frame, and each usually arrives in a read of its own).
         if len(data) == self._fast_len and data.startswith(self._fast_head):
-            stats = self.stats
-            stats.frames_in += 1
-            stats.bytes_in += self._fast_payload
-            hook = self._on_message  # a local: calling an attribute directly is not specialised
-            try:
-                reply = hook(self.call, data)  # type: ignore[misc,arg-type]  # set with _fast_len
-            except Exception as exc:
-                self._handler_failed(exc)
-                return
+            reply: bytes | None
+            if self._echo:  # the handler's reply is the message itself: no need to ask it
+                reply = data
+            else:
+                hook = self._on_message  # a local: calling an attribute directly is not specialised
+                try:
+                    reply = hook(self.call, data)  # type: ignore[misc,arg-type]  # set with _fast_len
+                except Exception as exc:
+                    self.stats.frames_in += 1
+                    self.stats.bytes_in += self._fast_payload
+                    self._handler_failed(exc)
+                    return
             # The steady state of an echo once the clock has locked on, written out here: the
             # reply is the frame itself, nothing is queued before it and the frame is due within
             # the window, near its middle: it goes straight back, never through the queue.
@@ -214,10 +228,12 @@ class CallConnection(asyncio.Protocol):
                 and not self._closed
             ):
                 self._write(data)
-                stats.frames_out += 1
-                stats.bytes_out += self._fast_payload
+                self._echoed += 1  # a frame in and the same frame out (see flush_stats)
                 self.due += PERIOD
                 return
+            stats = self.stats
+            stats.frames_in += 1
+            stats.bytes_in += self._fast_payload
             if reply is not None:
                 self.out.push_message(reply)  # type: ignore[union-attr]
             queued = self._msgs
@@ -336,6 +352,18 @@ class CallConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._paused = False
         self._stalled = 0
+
+    def flush_stats(self) -> None:
+        """Add the frames sent straight back since the last call to the server's counters."""
+        n = self._echoed
+        if n:
+            self._echoed = 0
+            stats = self.stats
+            nbytes = n * self._fast_payload
+            stats.frames_in += n
+            stats.bytes_in += nbytes
+            stats.frames_out += n
+            stats.bytes_out += nbytes
 
     # -- the outgoing clock ------------------------------------------------------------------------
 
@@ -483,12 +511,12 @@ class CallConnection(asyncio.Protocol):
             self._end(ev)
         elif self.call is not None:
             if isinstance(ev, Error):
-                srv.stats.error("reported")
+                self.stats.error("reported")
             elif isinstance(ev, Dtmf):
-                srv.stats.dtmf_in += 1
+                self.stats.dtmf_in += 1
             elif isinstance(ev, Audio):
-                srv.stats.frames_in += 1
-                srv.stats.bytes_in += len(ev.pcm)
+                self.stats.frames_in += 1
+                self.stats.bytes_in += len(ev.pcm)
             try:
                 srv.handler.event(self.call, ev)
             except Exception as exc:
@@ -505,8 +533,8 @@ class CallConnection(asyncio.Protocol):
         self._pcm = self.out._buf
         self._msgs = self.out._msgs  # whole frames queued as messages: the clock's hot path
         self._write = cast(asyncio.Transport, self.transport).write
-        srv.stats.calls_total += 1
-        srv.stats.calls_active += 1
+        self.stats.calls_total += 1
+        self.stats.calls_active += 1
         srv.ticker.add(self)
         self._fast_len = self._fast_ready
         try:
@@ -516,7 +544,7 @@ class CallConnection(asyncio.Protocol):
 
     def _handler_failed(self, exc: Exception) -> None:
         log.error("handler failed on call from %s: %r", self.peer, exc)
-        self.server.stats.error("handler")
+        self.stats.error("handler")
         if self.core is not None and self.core.state is not State.CLOSED:
             self.core.state = State.CLOSED
             self._end(Error(f"handler failed: {exc!r}"))
@@ -527,13 +555,14 @@ class CallConnection(asyncio.Protocol):
             return
         self._closed = True
         self._fast_len = 0
+        self.flush_stats()
         srv = self.server
         if isinstance(ev, Error):
-            srv.stats.error("protocol" if self.core is not None else "connection")
+            self.stats.error("protocol" if self.core is not None else "connection")
         call = self.call
         if call is not None:
-            srv.stats.calls_active -= 1
-            srv.stats.bytes_dropped += self.out.dropped if self.out is not None else 0
+            self.stats.calls_active -= 1
+            self.stats.bytes_dropped += self.out.dropped if self.out is not None else 0
             try:
                 srv.handler.event(call, ev)
             except Exception:
@@ -564,6 +593,7 @@ class CallConnection(asyncio.Protocol):
     def _release(self) -> None:
         self._closed = True
         self._fast_len = 0
+        self.flush_stats()
         self.server.ticker.discard(self)
         if self._timer is not None:
             self._timer.cancel()

@@ -21,13 +21,14 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from audionet.audiosocket.call import Call, CallEvent
 from audionet.audiosocket.clock import Ticker, get_ticker
 from audionet.audiosocket.connection import (
     _DECODERS,
     CLOSE_GRACE,
+    ECHO_MARK,
     BufferedCallConnection,
     CallConnection,
 )
@@ -91,6 +92,21 @@ class ServerConfig:
         return cls(**ours), {k: v for k, v in options.items() if k not in names}
 
 
+#: Seconds between additions of the straight echo path's frame counts to the server's counters.
+STATS_FLUSH = 1.0
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def echoes(audio_message: _F) -> _F:
+    """Mark a handler's ``audio_message`` as a plain echo: it returns every message it is given,
+    unchanged, and does nothing else. The server then sends such frames back without calling it
+    (the echo app's frame costs no Python call into the handler). An ``audio_message`` that
+    overrides a marked one is not marked unless it is decorated itself."""
+    setattr(audio_message, ECHO_MARK, True)
+    return audio_message
+
+
 class CallHandler(Protocol):
     """The low-level handler interface; its methods run inline on the event loop and must not block.
 
@@ -101,7 +117,8 @@ class CallHandler(Protocol):
     reply to that frame, an audio message of the call's kind (queued and paced like the rest of the
     call's audio; a whole frame is sent unchanged), or None. The echo app returns the message
     itself: once the clock has locked onto the caller's frames and nothing is queued before it,
-    such a reply goes straight back as the frame arrives, without passing through the queue.
+    such a reply goes straight back as the frame arrives, without passing through the queue. A hook
+    marked :func:`echoes` (the echo app's) is not even called for such frames.
     Audio at other rates, and all audio of calls carrying G.711 (``input_codec``), still arrives
     through :meth:`event`.
     """
@@ -155,8 +172,9 @@ class AudioSocketServer:
         self.handler = handler
         self.config = config or ServerConfig()
         self.limits = Limits(self.config.max_payload, self.config.uuid_timeout)
-        self.stats = Stats()
+        self._stats = Stats()
         self.connections: set[CallConnection] = set()
+        self._flusher: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
         self._idle: asyncio.Future[None] | None = None
         # Both are set by start(), on the loop that runs the server.
@@ -171,7 +189,24 @@ class AudioSocketServer:
         uvloop = type(self.loop).__module__.startswith("uvloop")
         cls = CallConnection if uvloop else BufferedCallConnection
         self._server = await self.loop.create_server(lambda: cls(self), host, port, **kwargs)
+        self._flusher = self.loop.call_later(STATS_FLUSH, self._flush_stats)
         return self
+
+    @property
+    def stats(self) -> Stats:
+        """The server's counters, up to date (read them from the loop's thread: the frames the
+        straight echo path sends are added to them here, once a second, and as each call ends)."""
+        for conn in self.connections:
+            conn.flush_stats()
+        return self._stats
+
+    def _flush_stats(self) -> None:
+        for conn in self.connections:
+            conn.flush_stats()
+        if self._server is not None and (self._server.is_serving() or self.connections):
+            self._flusher = self.loop.call_later(STATS_FLUSH, self._flush_stats)
+        else:
+            self._flusher = None
 
     def safe(self, fn: Callable[..., object], *args: Any) -> None:
         try:
@@ -203,6 +238,9 @@ class AudioSocketServer:
         """Stop accepting calls and hang up every call in progress (each gets a hangup message)."""
         if self._server is not None:
             self._server.close()
+        if self._flusher is not None:  # every call's counts are added as it ends
+            self._flusher.cancel()
+            self._flusher = None
         for conn in list(self.connections):
             conn.hangup("server shutting down")
             if conn.core is not None and conn.core.state is State.AWAIT_UUID:
