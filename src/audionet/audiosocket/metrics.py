@@ -1,8 +1,9 @@
 """Counters of an AudioSocket server and their Prometheus exposition.
 
 The hot path only increments plain integer attributes of :class:`Stats` (a Prometheus ``Counter``
-takes a lock per increment, which at 100,000 frames a second is measurable); a custom collector reads
-them when Prometheus scrapes.
+takes a lock per increment, which at 100,000 frames a second is measurable), and the straight echo
+path not even those: it counts on its connection, added here once a second (see
+``AudioSocketServer.stats``); a custom collector reads them when Prometheus scrapes.
 """
 
 from __future__ import annotations
