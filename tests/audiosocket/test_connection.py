@@ -218,8 +218,13 @@ async def test_a_backlog_left_by_a_stall_of_the_server_drains_at_once() -> None:
     # would only begin to drain): the echo is back to its usual delay.
     soon = [delays[s] for s in range(30 + 5 + 13, 30 + 5 + round(STANDING / 0.020))]
     assert statistics.median(soon) < 0.005, soon
+    # No burst: the catch-up sends a frame about every 10 ms. The one exception is right after the
+    # stall, where the reply to the frame being handled when the loop stopped leaves late, and the
+    # next frame, due a few ms later, follows at once (late for one deadline, on time for the
+    # next). A loaded machine's ticker may bring two catch-up frames closer than 10 ms, but
+    # writing the backlog out at once would put four frames within a millisecond.
     gaps = [b - a for a, b in itertools.pairwise(app.sent)]
-    assert sum(g < 0.020 - EARLY - 0.002 for g in gaps) <= 2, sorted(gaps)[:5]
+    assert sum(g < 0.005 for g in gaps) <= 2, sorted(gaps)[:5]
 
 
 async def test_a_caller_late_again_and_again_keeps_its_buffer_and_hears_no_gap() -> None:
