@@ -14,6 +14,7 @@ import dns.rcode
 import pytest
 
 from audionet.audio.analysis import dominant_frequency, dropouts, tone_snr
+from audionet.audio.format import AudioFormat
 from audionet.dns.client import DnsFetcher, Player
 from audionet.dns.localresolver import arun_resolver
 from audionet.dns.proto.client import ClientSettings
@@ -100,10 +101,30 @@ async def test_restart_through_unbound(tmp_path: Path) -> None:
     assert abs(dominant_frequency(tail, fmt) - 440) < 3
 
 
+def sounding_stretches(pcm: bytes, fmt: AudioFormat, block: float = 0.02) -> list[bytes]:
+    """The stretches of ``pcm`` between silent ``block``-second blocks (under -40 dBFS)."""
+    n = fmt.bytes_for(block)
+    out: list[bytes] = []
+    start = 0
+    for pos in range(0, len(pcm) - n + 1, n):
+        if dropouts(pcm[pos : pos + n], fmt, window=block):
+            if pos > start:
+                out.append(pcm[start:pos])
+            start = pos + n
+    if len(pcm) > start:
+        out.append(pcm[start:])
+    return out
+
+
 async def test_v1_through_kresd_adapts_its_buffer(tmp_path: Path) -> None:
     """v1 cannot avoid a resolver's long negative caching (its names are the original's): a probe
-    for the next pack that comes too early hides it for 5 s in kresd. Recurring underruns grow the
-    buffer target, so playback settles after a few rebufferings and the tone stays clean."""
+    for the next pack that comes too early hides it for 5 s in kresd. The player rebuffers (each
+    time silence while it refills, counted), recurring underruns grow the buffer target, and it
+    settles after a few; between rebufferings the tone stays clean.
+
+    Where in the 25 s a rebuffering falls depends on the machine's timing (once, in CI, one fell in
+    the last 8 s), so the test checks what the player promises wherever that is: few rebufferings,
+    every gap in the audio one of them, and clean tone in between."""
     binary = require_binary("kresd", "knot-resolver")
     async with (
         broadcasting(1, prefill=4.0) as b,
@@ -114,7 +135,11 @@ async def test_v1_through_kresd_adapts_its_buffer(tmp_path: Path) -> None:
     assert report.underruns <= 3
     assert report.concealed == 0
     assert report.target <= 3.0 * 1.5**2 + 0.1
-    tail = pcm[-fmt.bytes_for(8.0) :]  # the last 8 s: settled
-    assert abs(dominant_frequency(tail, fmt) - 440) < 3
-    assert tone_snr(tail, fmt, 440) > 20
-    assert dropouts(tail, fmt) == 0
+    stretches = sounding_stretches(pcm, fmt)
+    assert len(stretches) <= report.underruns + 1  # every gap is a counted rebuffering
+    edge = fmt.bytes_for(0.04)  # a refill starts and ends mid-period
+    for part in stretches:
+        if len(part) > fmt.bytes_for(1.0):
+            assert abs(dominant_frequency(part, fmt) - 440) < 3
+            assert tone_snr(part[edge:-edge], fmt, 440) > 20
+    assert sum(len(p) for p in stretches) >= fmt.bytes_for(25.0 - 3 * 5.0)  # mostly tone
