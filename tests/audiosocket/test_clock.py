@@ -73,6 +73,23 @@ async def test_a_stall_skips_ticks_instead_of_bursting() -> None:
     assert abs(sum(gaps[-5:]) / 5 - 0.020) < 0.004  # back on the 20 ms grid
 
 
+async def test_stalled_tells_a_held_up_loop_before_and_after_its_late_tick() -> None:
+    ticker = Ticker(asyncio.get_running_loop())
+    m = Member()
+    ticker.add(m)
+    assert not ticker.stalled(time.monotonic())  # no tick yet: nothing to tell
+    await asyncio.sleep(0.1)
+    assert not ticker.stalled(time.monotonic())  # ticks every 2.5 ms, on time
+    time.sleep(0.05)  # the loop is held up for two and a half periods
+    assert ticker.stalled(time.monotonic())  # before the late tick: no tick for a period
+    await asyncio.sleep(0)  # (I/O first, as asyncio's loop runs it; the late tick follows)
+    await asyncio.sleep(0.005)
+    assert ticker.behind >= 0.020 and ticker.stalled(time.monotonic())  # the late tick saw it
+    await asyncio.sleep(0.1)
+    assert not ticker.stalled(time.monotonic())  # on time again
+    ticker.discard(m)
+
+
 async def test_idle_ticker_has_no_timer_and_is_shared_per_loop() -> None:
     ticker = get_ticker()
     assert ticker is get_ticker(asyncio.get_running_loop())

@@ -83,8 +83,8 @@ class Ticker:
         self.skipped = 0
         #: How late (s) the last tick with members started: the loop's backlog, as of then.
         self.behind = 0.0
-        #: When (time.monotonic) the last tick with members ended. Ticks come every
-        #: ``period / phases``: long before now means the loop was held up since (a loop that runs
+        #: When (time.monotonic) the last tick ended. Ticks come every ``period / phases`` while
+        #: there are members: long before now means the loop was held up since (a loop that runs
         #: its I/O callbacks before its timers reads before the late tick updates ``behind``).
         self.ran = 0.0
 
@@ -159,9 +159,9 @@ class Ticker:
             self.ticks += 1
             self._record(start - deadline, end - deadline)
             self.behind = start - deadline
-            self.ran = end
         else:
             end = start
+        self.ran = end
         if not self._where:
             self._handle = None
             return
