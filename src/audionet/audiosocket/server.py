@@ -196,13 +196,15 @@ class AudioSocketServer:
     def stats(self) -> Stats:
         """The server's counters, up to date (read them from the loop's thread: the frames the
         straight echo path sends are added to them here, once a second, and as each call ends)."""
-        for conn in self.connections:
-            conn.flush_stats()
+        self._add_calls_counts()
         return self._stats
 
-    def _flush_stats(self) -> None:
+    def _add_calls_counts(self) -> None:
         for conn in self.connections:
             conn.flush_stats()
+
+    def _flush_stats(self) -> None:
+        self._add_calls_counts()
         if self._server is not None and (self._server.is_serving() or self.connections):
             self._flusher = self.loop.call_later(STATS_FLUSH, self._flush_stats)
         else:
