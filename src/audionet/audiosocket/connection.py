@@ -275,18 +275,19 @@ class CallConnection(asyncio.Protocol):
             except Exception as exc:
                 self._handler_failed(exc)
                 return
+            read_at: float | None = None
             if len(msgs) > 1:
                 # Several frames in one read: a clump from the caller, or frames that waited
                 # in the socket while this loop was held up (a pause of the process, a busy
                 # machine). The caller's clump is jitter the queue should absorb (the backlog
                 # stands for STANDING s first); a backlog of the loop's own making protects
                 # nothing, so the clock starts catching up with it at once (still no burst).
-                now = monotonic()
-                if self.server.ticker.stalled(now):
-                    self._backlog_from = now - STANDING
-                    self._backlog_last = now
+                read_at = monotonic()
+                if self.server.ticker.stalled(read_at):
+                    self._backlog_from = read_at - STANDING
+                    self._backlog_last = read_at
             if end == len(data):
-                self.answer()
+                self.answer(read_at)
                 return
             self._general(core, data[end:], heard=True)
             return
