@@ -52,7 +52,7 @@ def _ping() -> DemoRow:
 
 
 def _legacy_wav(workdir: Path) -> DemoRow:
-    phy = get_phy("manchester", legacy=True)
+    phy = get_phy("manchester", legacy=True, amplitude=1.0)  # full scale, as its WAV backend
     data = b"Hello from the original audio-networking frame format! " * 8
     chunks = [data[i : i + 256] for i in range(0, len(data), 256)]
     frames = [

@@ -91,7 +91,9 @@ def test_get_phy_builds_a_configured_manchester() -> None:
     phy = get_phy("manchester", samples_per_bit=10, sample_rate=48000)
     assert phy.name == "manchester" and phy.sample_rate == 48000
     assert isinstance(phy, ManchesterPhy) and phy.bit_rate == 4800
-    assert ManchesterPhy(legacy=True).amplitude == 1.0
+    # the original plays a third of full scale on a sound card (RealTimeAudioIO.java:113)
+    assert ManchesterPhy(legacy=True).amplitude == pytest.approx(1 / 3)
+    assert ManchesterPhy(legacy=True, amplitude=1.0).amplitude == 1.0
 
 
 # -- the receiver -----------------------------------------------------------------------------
@@ -311,11 +313,15 @@ def test_a_recording_ending_right_after_a_long_frame_gives_it(
     assert got == frames
 
 
-def test_legacy_line_full_scale_8_bit(framing: LengthFraming, rng: np.random.Generator) -> None:
-    phy = ManchesterPhy(legacy=True)
+@pytest.mark.parametrize(("amplitude", "peak"), [(1.0, 128), (None, 42)])
+def test_legacy_line_8_bit(
+    amplitude: float | None, peak: int, framing: LengthFraming, rng: np.random.Generator
+) -> None:
+    # full scale as the original writes a WAV file; a third (42 of 128) as it plays a sound card
+    phy = ManchesterPhy(legacy=True, amplitude=amplitude)
     frames = random_frames(rng, 3, 10, 256)
     x, _ = frames_signal(phy, frames)
-    assert np.max(np.abs(x)) == pytest.approx(1.0)
+    assert np.max(np.abs(x)) * 128 == peak
     y = simulate(x, phy.sample_rate, PROFILES["cable"].replace(bits=8), seed=3)
     assert decode_all(phy, framing, y) == frames
 

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from audionet.errors import ConfigError
 from audionet.modem.phy.base import FrameLength, Samples
+from audionet.modem.phy.legacywave import LINE_AMPLITUDE, LegacyManchesterModulator
 from audionet.modem.phy.linecode import (
     GAP_BYTES,
     GAP_SILENCE,
@@ -87,8 +88,10 @@ class ManchesterPhy:
 
     ``samples_per_bit`` may be fractional (half-bit edges are rounded to the sample grid) and must be
     at least 4; 5 or more is advised for a real line. ``amplitude`` is the peak level in [0, 1].
-    ``legacy=True`` selects the original's line as it plays it: full-scale amplitude
-    (8-bit audio is produced by the audio backend) and an integer bit length.
+    ``legacy=True`` selects the original's line as it plays it: its waveform sample for sample
+    (:mod:`~audionet.modem.phy.legacywave`), by default at a third of full scale as its sound-card
+    backend plays it (``amplitude=1.0`` for full scale, as its WAV backend writes), and an integer
+    bit length. 8-bit audio is produced by the audio backend.
     """
 
     def __init__(
@@ -107,7 +110,7 @@ class ManchesterPhy:
         if legacy and samples_per_bit != int(samples_per_bit):
             raise ConfigError("the legacy Manchester line needs a whole number of samples per bit")
         if amplitude is None:
-            amplitude = 1.0 if legacy else 0.5
+            amplitude = LINE_AMPLITUDE if legacy else 0.5
         if not 0.0 < amplitude <= 1.0:
             raise ConfigError(f"amplitude {amplitude}: use a value in (0, 1]")
         self._rate = sample_rate
@@ -128,7 +131,9 @@ class ManchesterPhy:
         """Raw line rate in bit/s (5512.5 at the default 8 samples per bit and 44.1 kHz)."""
         return self._rate / self.samples_per_bit
 
-    def modulator(self) -> ManchesterModulator:
+    def modulator(self) -> ManchesterModulator | LegacyManchesterModulator:
+        if self.legacy:
+            return LegacyManchesterModulator(self._rate, int(self.samples_per_bit), self.amplitude)
         return ManchesterModulator(self._rate, self.samples_per_bit, self.amplitude)
 
     def demodulator(self, framing: FrameLength) -> ManchesterDemodulator:
