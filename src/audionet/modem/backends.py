@@ -20,7 +20,7 @@ import numpy as np
 from audionet.audio.format import AudioFormat, from_array, to_float
 from audionet.audio.wav import read_wav, write_wav
 from audionet.errors import AudioError, ConfigError
-from audionet.modem.link import Station
+from audionet.modem.link import CountedFraming, Station
 from audionet.modem.phy.base import Phy, Samples
 from audionet.modem.proto.frame import AUDIONET, Frame, FrameError, FrameProfile
 
@@ -80,7 +80,7 @@ def encode_wav(
 @dataclass
 class DecodeResult:
     frames: list[Frame]
-    bad: int  #: frames found on the line whose checksum failed
+    bad: int  #: frames found on the line whose header or payload checksum failed
     seconds: float
 
 
@@ -95,9 +95,14 @@ def decode_wav(path: Path, phy: Phy, profile: FrameProfile = AUDIONET) -> Decode
     samples = to_float(pcm, fmt.channels)
     if samples.ndim > 1:
         samples = samples[:, 0]
-    demod = phy.demodulator(profile)
     frames: list[Frame] = []
     bad = 0
+
+    def bad_header() -> None:  # dropped by the demodulator: a frame all the same
+        nonlocal bad
+        bad += 1
+
+    demod = phy.demodulator(CountedFraming(profile, bad_header))
     step = phy.sample_rate  # feed in one-second blocks, as a stream would
     blocks = [samples[i : i + step] for i in range(0, samples.size, step)]
     blocks.append(np.zeros(phy.sample_rate // 10, dtype=np.float32))  # let the last frame end

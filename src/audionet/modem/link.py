@@ -1,6 +1,7 @@
 """A station's modem: the link layer on a PHY, driven block by block of samples, with no clock.
 
-:class:`ModemEndpoint` joins a :class:`~audionet.modem.proto.host.ConnectionHost` to a PHY: received
+:class:`ModemEndpoint` joins a :class:`~audionet.modem.proto.host.ConnectionHost` (or a
+:class:`~audionet.modem.proto.legacyhost.LegacyHost`) to a PHY: received
 samples go through the demodulator and the frame profile into the host; when the transmitter runs
 dry the host is asked for its next frame, which is modulated and queued, so frames follow each other
 with only the PHY's inter-frame gap. Each :meth:`ModemEndpoint.tick` takes the samples heard during
@@ -14,15 +15,15 @@ real time (:func:`~audionet.modem.backends.run_realtime`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from audionet.errors import LocalProtocolError
 from audionet.modem.phy.base import Phy, Samples
-from audionet.modem.proto.frame import AUDIONET, FrameError, FrameProfile
-from audionet.modem.proto.host import ConnectionHost, HostEvent
+from audionet.modem.proto.frame import AUDIONET, Frame, FrameError, FrameProfile
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class LineStats:
 
     frames_sent: int = 0
     frames_good: int = 0
-    frames_bad: int = 0  #: demodulated but failed the frame checksum
+    frames_bad: int = 0  #: demodulated but failed a frame checksum (header or payload)
     samples_sent: int = 0  #: samples of frames (air time), gaps included
     quality_sum: float = 0.0
 
@@ -43,21 +44,61 @@ class LineStats:
         return self.quality_sum / self.frames_good if self.frames_good else 0.0
 
 
+class LineHost(Protocol):
+    """What an endpoint needs of a station's link layer: a
+    :class:`~audionet.modem.proto.host.ConnectionHost` or a
+    :class:`~audionet.modem.proto.legacyhost.LegacyHost` (the original's protocol)."""
+
+    airtime: Callable[[int], float] | None
+
+    def receive_frame(self, frame: Frame, now: float) -> None: ...
+
+    def poll_frame(self, now: float) -> Frame | None: ...
+
+    def get_timer(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+    def set_carrier(self, busy: bool, now: float) -> None: ...
+
+    def next_event(self) -> Any: ...
+
+
+class CountedFraming:
+    """A frame profile as the demodulator's ``FrameLength`` that calls ``on_bad`` for each header
+    failing its checksum: the demodulator drops such a frame by itself (it cannot know its
+    length), but it is a damaged frame all the same and must be counted as one."""
+
+    def __init__(self, profile: FrameProfile, on_bad: Callable[[], None]) -> None:
+        self._profile = profile
+        self._on_bad = on_bad
+        self.header_size = profile.header_size
+
+    def total_length(self, header: bytes) -> int | None:
+        total = self._profile.total_length(header)
+        if total is None:
+            self._on_bad()
+        return total
+
+
 class ModemEndpoint:
     """One station on an audio line (see the module docstring)."""
 
-    def __init__(self, host: ConnectionHost, phy: Phy, profile: FrameProfile = AUDIONET) -> None:
+    def __init__(self, host: LineHost, phy: Phy, profile: FrameProfile = AUDIONET) -> None:
         self.host = host
         self.phy = phy
         self.profile = profile
         self.rate = phy.sample_rate
         self.modulator = phy.modulator()
-        self.demodulator = phy.demodulator(profile)
         self.stats = LineStats()
+        self.demodulator = phy.demodulator(CountedFraming(profile, self._bad_header))
         self._tx: list[Samples] = []
         self._tx_len = 0
         if host.airtime is None:
             host.airtime = self.airtime
+
+    def _bad_header(self) -> None:
+        self.stats.frames_bad += 1
 
     def airtime(self, payload: int) -> float:
         """Seconds on the line for a frame with ``payload`` bytes (preamble and gap included)."""
@@ -124,11 +165,14 @@ class ModemEndpoint:
 
 
 class App(Protocol):
-    """An application on a station: reacts to host events and acts on ``poll``."""
+    """An application on a station: reacts to host events and acts on ``poll``.
 
-    def handle(self, event: HostEvent, host: ConnectionHost, now: float) -> None: ...
+    ``host`` is the station's host (a :class:`ConnectionHost`, or a ``LegacyHost`` for the legacy
+    applications) and ``event`` one of its events."""
 
-    def poll(self, host: ConnectionHost, now: float) -> None: ...
+    def handle(self, event: Any, host: Any, now: float) -> None: ...
+
+    def poll(self, host: Any, now: float) -> None: ...
 
     @property
     def done(self) -> bool: ...
@@ -142,7 +186,7 @@ class Station:
         self.apps: list[App] = list(apps or [])
 
     @property
-    def host(self) -> ConnectionHost:
+    def host(self) -> LineHost:
         return self.endpoint.host
 
     def pump(self, now: float) -> None:

@@ -25,6 +25,10 @@ Bit ``i`` of the SACK bitmap says the frame with sequence number ``ack + 1 + i``
 
 The legacy header has no acknowledgement number, window or SACK: those fields must be zero when
 encoding and are zero when decoding (the original acknowledges with the ACK flag and ``seq``).
+Its payload is at most 32767 bytes: the original refuses more when sending
+(RealTimeFrameIO.java:16, :66-67) and reads the length as a signed 16-bit number
+(``short payloadLength``, :154, then ``if (payloadLength > 0)``, :161), so a longer frame would
+reach it as header-only and its payload would be lost.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from audionet.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 
 #: Largest payload either format can describe (16-bit length field).
 MAX_PAYLOAD = 0xFFFF
+#: Largest payload the original reads back (its length field is a Java ``short``).
+MAX_LEGACY_PAYLOAD = 0x7FFF
 
 
 class FrameError(RemoteProtocolError):
@@ -132,6 +138,8 @@ class FrameProfile:
     header_bytes: int
     #: Bytes of each checksum.
     check_bytes: int = 4
+    #: Largest payload a frame of this format may carry.
+    max_payload: int = MAX_PAYLOAD
 
     @property
     def header_size(self) -> int:
@@ -153,8 +161,10 @@ class FrameProfile:
         return self.header_size + (payload + self.check_bytes if payload else 0)
 
     def encode(self, frame: Frame) -> bytes:
-        if len(frame.payload) > MAX_PAYLOAD:
-            raise LocalProtocolError(f"payload of {len(frame.payload)} bytes > {MAX_PAYLOAD}")
+        if len(frame.payload) > self.max_payload:
+            raise LocalProtocolError(
+                f"payload of {len(frame.payload)} bytes > {self.max_payload} ({self.name} frames)"
+            )
         head = self._pack_header(frame)
         out = head + self._check(head)
         if frame.payload:
@@ -259,6 +269,7 @@ class LegacyProfile(FrameProfile):
     name = "legacy"
     _header = struct.Struct(">BBBBBBBH")
     header_bytes = _header.size
+    max_payload = MAX_LEGACY_PAYLOAD
 
     def _check(self, data: bytes) -> bytes:
         return _java_hash_bytes(data)
