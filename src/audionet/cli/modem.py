@@ -67,7 +67,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("file", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write")
-    p.add_argument("--frame-size", type=int, default=None, help="payload bytes per frame")
+    p.add_argument(
+        "--frame-size", type=int, default=None, help="payload bytes per frame (512; legacy 256)"
+    )
     _phy_options(p)
 
     p = add_command(
@@ -86,7 +88,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "listen",
         _listen,
         help="serve a folder: receive files sent to us, answer requests and pings",
-        epilog="example:\n  audionet modem listen --audio cable:127.0.0.1:7700 --root shared/",
+        epilog="examples:\n  audionet modem listen --audio cable:127.0.0.1:7700 --root shared/\n"
+        "  audionet modem listen --legacy --address 2:21 --audio device   "
+        "# for the original program",
     )
     p.add_argument("--root", type=Path, default=Path("."), help="folder to serve and store into")
     p.add_argument("--address", default="2:21", help="our HOST:PORT (default 2:21)")
@@ -97,7 +101,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "send",
         _send,
         help="send a file or a directory to a listening station",
-        epilog="example:\n  audionet modem send photo.jpg --audio cable:127.0.0.1:7700",
+        epilog="examples:\n  audionet modem send photo.jpg --audio cable:127.0.0.1:7700\n"
+        "  audionet modem send photo.jpg --legacy --peer 55:20 --address 1:10 --audio device",
     )
     p.add_argument("file", type=Path)
     p.add_argument("--as", dest="name", default=None, help="name on the other side")
@@ -108,7 +113,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "get",
         _get,
         help="fetch a file (or with --dir a directory) from a listening station",
-        epilog="example:\n  audionet modem get docs/report.pdf -o . --audio cable:127.0.0.1:7700",
+        epilog="examples:\n  audionet modem get docs/report.pdf -o . --audio cable:127.0.0.1:7700\n"
+        "  audionet modem get folder1 --dir --legacy --peer 55:20 --address 1:10 --audio device",
     )
     p.add_argument("path", help="path on the other side, relative to its --root")
     p.add_argument("--dir", action="store_true", help="PATH is a directory")
@@ -120,7 +126,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "ping",
         _ping,
         help="round-trip time and loss to another station",
-        epilog="example:\n  audionet modem ping --peer 2 --count 5 --audio cable:127.0.0.1:7700",
+        epilog="examples:\n  audionet modem ping --peer 2 --count 5 --audio cable:127.0.0.1:7700\n"
+        "  audionet modem ping --legacy --peer 55 --audio device",
     )
     p.add_argument("--count", type=int, default=4)
     p.add_argument("--interval", type=float, default=1.0, help="seconds between pings")
@@ -134,8 +141,15 @@ def _phy_options(p: argparse.ArgumentParser) -> None:
 
 
 def _link_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--frame-size", type=int, default=512, help="payload bytes per frame")
-    p.add_argument("--window", type=int, default=16, help="frames in flight (1-33)")
+    p.add_argument(
+        "--frame-size",
+        type=int,
+        default=None,
+        help="payload bytes per frame (512; with --legacy 256, at most 32767)",
+    )
+    p.add_argument(
+        "--window", type=int, default=16, help="frames in flight (1-33; --legacy: always 1)"
+    )
     p.add_argument("--stop-and-wait", action="store_true", help="the original's link design")
 
 
@@ -152,23 +166,51 @@ def _realtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--legacy",
         action="store_true",
-        help="the original implementation's frames and line (ping and listen answer pings only)",
+        help="speak the original implementation's protocol (its frames, line, connections, "
+        "ping and FTP_* messages) to a station running the original program",
     )
     _link_options(p)
 
 
 def _peer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peer", default="2:21", help="the listening station's HOST[:PORT]")
-    p.add_argument("--address", default="1", help="our host byte (default 1)")
+    p.add_argument(
+        "--address",
+        default="1",
+        help="our HOST[:PORT] (default 1; the port matters with --legacy, default 10: "
+        "the original only hears the address its Connection names)",
+    )
     _realtime_options(p)
+
+
+def _frame_size(args: argparse.Namespace) -> int:
+    """``--frame-size``, or the default of the protocol; checked against the legacy limit."""
+    from audionet.modem.proto.frame import MAX_LEGACY_PAYLOAD
+
+    legacy = getattr(args, "legacy", False)
+    size: int = args.frame_size or (256 if legacy else 512)
+    if legacy and size > MAX_LEGACY_PAYLOAD:
+        raise ConfigError(
+            f"--legacy --frame-size {size}: the original reads the payload length as a signed "
+            f"16-bit number, so a frame of more than {MAX_LEGACY_PAYLOAD} bytes would reach it as "
+            f"header-only and its payload would be lost; use --frame-size {MAX_LEGACY_PAYLOAD} or "
+            "less (the original's own is 256)"
+        )
+    if not 1 <= size <= 0xFFFF:
+        raise ConfigError(f"--frame-size {size}: use 1..65535 bytes")
+    return size
 
 
 def _config(args: argparse.Namespace) -> Any:
     from audionet.modem.proto.arq import ArqConfig
+    from audionet.modem.proto.legacy import LegacyConfig
 
+    size = _frame_size(args)
+    if getattr(args, "legacy", False):
+        return LegacyConfig(max_payload=size)
     if args.stop_and_wait:
-        return ArqConfig.stop_and_wait(args.frame_size)
-    return ArqConfig(window=args.window, max_payload=args.frame_size)
+        return ArqConfig.stop_and_wait(size)
+    return ArqConfig(window=args.window, max_payload=size)
 
 
 def _channel(name: str) -> str | None:
@@ -212,6 +254,7 @@ def _loopback(args: argparse.Namespace) -> int:
             latency=args.latency,
             half_duplex=args.half_duplex,
             progress=update,
+            legacy=args.legacy,
         )
     same = args.output.exists() and _sha256(args.output) == _sha256(args.file)
     print(f"sent {result.size} bytes over '{args.channel}' in {result.seconds:.1f} s of air time")
@@ -230,11 +273,17 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _phy(args: argparse.Namespace) -> Any:
+def _phy(args: argparse.Namespace, *, wav: bool = False) -> Any:
     from audionet.modem.phy import get_phy
 
+    # the original plays a third of full scale on a sound card, full scale into a WAV file
+    amplitude = 1.0 if wav and args.legacy else None
     return get_phy(
-        "manchester", sample_rate=args.rate, samples_per_bit=args.bit_length, legacy=args.legacy
+        "manchester",
+        sample_rate=args.rate,
+        samples_per_bit=args.bit_length,
+        legacy=args.legacy,
+        amplitude=amplitude,
     )
 
 
@@ -244,9 +293,7 @@ def _encode(args: argparse.Namespace) -> int:
 
     data = args.file.read_bytes()
     profile = get_profile("legacy" if args.legacy else "audionet")
-    size = args.frame_size or (256 if args.legacy else 512)
-    if not 1 <= size <= 0xFFFF:
-        raise ConfigError("--frame-size must be 1..65535 bytes")
+    size = _frame_size(args)
     chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
     modulo = 256 if args.legacy else 0x10000
     frames = [
@@ -260,7 +307,7 @@ def _encode(args: argparse.Namespace) -> int:
         )
         for i, chunk in enumerate(chunks)
     ]
-    seconds = encode_wav(frames, args.output, _phy(args), profile, eight_bit=args.legacy)
+    seconds = encode_wav(frames, args.output, _phy(args, wav=True), profile, eight_bit=args.legacy)
     print(f"{len(data)} bytes in {len(frames)} frames, {seconds:.2f} s of audio -> {args.output}")
     return 0
 
@@ -301,11 +348,13 @@ def _station(args: argparse.Namespace, host: int, apps: list[Any]) -> Any:
     from audionet.modem.link import ModemEndpoint, Station
     from audionet.modem.proto.frame import get_profile
     from audionet.modem.proto.host import ConnectionHost
+    from audionet.modem.proto.legacyhost import LegacyHost
 
+    config = _config(args)  # bad settings fail before the line opens
     phy = _phy(args)
     profile = get_profile("legacy" if args.legacy else "audionet")
-    endpoint = ModemEndpoint(ConnectionHost(host, _config(args)), phy, profile)
-    return Station(endpoint, apps)
+    link = LegacyHost(host, config) if args.legacy else ConnectionHost(host, config)
+    return Station(ModemEndpoint(link, phy, profile), apps)
 
 
 def _run(
@@ -344,11 +393,14 @@ def _run(
 
 def _listen(args: argparse.Namespace) -> int:
     from audionet.modem.apps import FileServer
+    from audionet.modem.legacyapps import LegacyFileServer
     from audionet.modem.proto.files import FileReceived, TransferFailed
     from audionet.modem.proto.frame import Address
 
     address = Address.parse(args.address)
+    _config(args)  # bad settings fail before anything starts
     args.root.mkdir(parents=True, exist_ok=True)
+    checked = "" if args.legacy else ", SHA-256 verified"
     with _transfer_progress() as progress:
         tasks: dict[str, Any] = {}
 
@@ -362,13 +414,18 @@ def _listen(args: argparse.Namespace) -> int:
             if task is not None:
                 progress.remove_task(task)
             if isinstance(event, FileReceived):
-                console.print(f"received {event.local} ({event.size} bytes, SHA-256 verified)")
+                console.print(f"received {event.local} ({event.size} bytes{checked})")
             elif isinstance(event, TransferFailed):
                 console.print(f"[red]transfer failed[/red]: {event.path}: {event.reason}")
 
-        server = FileServer(args.root, address.port, progress=on_progress, on_event=on_event)
+        server: Any
+        if args.legacy:
+            server = LegacyFileServer(args.root, address.port, on_event=on_event)
+        else:
+            server = FileServer(args.root, address.port, progress=on_progress, on_event=on_event)
         station = _station(args, address.host, [server])
-        console.print(f"station {address} serving {args.root.resolve()} (Ctrl-C to stop)")
+        what = " for the original program" if args.legacy else ""
+        console.print(f"station {address} serving {args.root.resolve()}{what} (Ctrl-C to stop)")
         _run(args, station, serve=True, until=lambda: False)
     return 0
 
@@ -386,53 +443,75 @@ def _transfer_progress() -> Progress:
 
 
 def _client(args: argparse.Namespace, client: Any, total: int, what: str) -> int:
+    from audionet.modem.legacyapps import CLIENT_PORT
     from audionet.modem.proto.frame import Address
 
-    if args.legacy:
-        raise ConfigError(
-            "file transfer needs connections, which the legacy frame cannot carry: drop --legacy"
-        )
-    station = _station(args, Address.parse(args.address).host, [client])
+    ours = (
+        args.address if ":" in args.address or not args.legacy else f"{args.address}:{CLIENT_PORT}"
+    )
+    station = _station(args, Address.parse(ours).host, [client])
     with _transfer_progress() as progress:
         task = progress.add_task(what, total=total or None)
         client.progress = lambda name, done, size: progress.update(task, completed=done, total=size)
 
         def tick(now: float) -> None:
             conn = client.connection
-            if client.local is not None and conn is not None:
+            if conn is not None and client.local is not None:
                 progress.update(task, completed=conn.stats.bytes_acked)
+            elif conn is not None and args.legacy:  # the original sends no sizes
+                progress.update(task, completed=conn.stats.bytes_received)
 
         _run(args, station, serve=False, on_tick=tick)
     if not client.done:
-        raise TransferError("timed out; is 'audionet modem listen' running on the other end?")
+        listener = "the original program" if args.legacy else "'audionet modem listen'"
+        raise TransferError(f"timed out; is {listener} running on the other end?")
     client.raise_for_error()
     return 0
 
 
-def _send(args: argparse.Namespace) -> int:
+def _file_client(
+    args: argparse.Namespace,
+    name: str,
+    root: Path,
+    *,
+    local: Path | None = None,
+    directory: bool = False,
+) -> Any:
     from audionet.modem.apps import FileClient
+    from audionet.modem.legacyapps import CLIENT_PORT, LegacyFileClient
+    from audionet.modem.proto.frame import Address
+    from audionet.modem.proto.legacyfiles import check_name
 
+    peer = _peer(args.peer)
+    _config(args)  # bad settings fail before anything starts
+    if not args.legacy:
+        return FileClient(peer, name, root, local=local, directory=directory)
+    check_name(name)  # the original resolves any path it is given, outside its folder too
+    ours = Address.parse(args.address if ":" in args.address else f"{args.address}:{CLIENT_PORT}")
+    return LegacyFileClient(peer, name, root, local=local, directory=directory, port=ours.port)
+
+
+def _send(args: argparse.Namespace) -> int:
     if not args.file.exists():
         raise ConfigError(f"{args.file}: no such file or directory")
-    peer = _peer(args.peer)
     name = args.name or args.file.name
-    client = FileClient(peer, name, args.file.parent, local=args.file)
+    client = _file_client(args, name, args.file.parent, local=args.file)
     total = args.file.stat().st_size if args.file.is_file() else 0
     _client(args, client, total, f"send {name}")
-    print(f"sent {args.file} to {peer} as {name}")
+    print(f"sent {args.file} to {client.remote} as {name}")
     return 0
 
 
 def _get(args: argparse.Namespace) -> int:
-    from audionet.modem.apps import FileClient
     from audionet.modem.proto.files import FileReceived
 
+    client = _file_client(args, args.path, args.output, directory=args.dir)
     args.output.mkdir(parents=True, exist_ok=True)
-    client = FileClient(_peer(args.peer), args.path, args.output, directory=args.dir)
     _client(args, client, 0, f"get {args.path}")
+    checked = "" if args.legacy else ", SHA-256 verified"
     files = [e for e in client.events if isinstance(e, FileReceived)]
     for f in files:
-        print(f"received {f.local} ({f.size} bytes, SHA-256 verified)")
+        print(f"received {f.local} ({f.size} bytes{checked})")
     return 0
 
 

@@ -36,7 +36,7 @@ from audionet.modem.proto.host import (
     IncomingConnection,
     PingReceived,
 )
-from audionet.modem.proto.ping import Pinger
+from audionet.modem.proto.ping import Pinger, PingLine
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class FileClient:
 
 @dataclass
 class PingClient:
-    """Runs a :class:`~audionet.modem.proto.ping.Pinger` on a station."""
+    """Runs a :class:`~audionet.modem.proto.ping.Pinger` on a station (legacy hosts too)."""
 
     pinger: Pinger
     on_reply: object = None
@@ -202,11 +202,11 @@ class PingClient:
     def done(self) -> bool:
         return self.finished
 
-    def poll(self, host: ConnectionHost, now: float) -> None:
+    def poll(self, host: PingLine, now: float) -> None:
         self.pinger.poll(host, now)
         self.finished = self.pinger.done(now)
 
-    def handle(self, event: HostEvent, host: ConnectionHost, now: float) -> None:
+    def handle(self, event: object, host: PingLine, now: float) -> None:
         if isinstance(event, PingReceived):
             rtt = self.pinger.handle_event(event, now)
             if rtt is not None:

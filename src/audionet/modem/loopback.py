@@ -12,14 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from audionet.errors import ConfigError
 from audionet.modem.apps import FILE_PORT, FileClient, FileServer
 from audionet.modem.backends import SimulatedCable
+from audionet.modem.legacyapps import LegacyFileClient, LegacyFileServer
 from audionet.modem.link import ModemEndpoint, Station
 from audionet.modem.phy import get_phy
 from audionet.modem.proto.arq import ArqConfig
 from audionet.modem.proto.files import FileReceived
-from audionet.modem.proto.frame import Address
+from audionet.modem.proto.frame import AUDIONET, LEGACY, Address
 from audionet.modem.proto.host import ConnectionHost
+from audionet.modem.proto.legacy import LegacyConfig
+from audionet.modem.proto.legacyhost import LegacyHost
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +51,32 @@ def run_loopback(
     channel: str | None = "cable",
     samples_per_bit: float = 8,
     sample_rate: int = 44100,
-    config: ArqConfig | None = None,
+    config: ArqConfig | LegacyConfig | None = None,
     seed: int = 0,
     latency: float = 0.0,
     half_duplex: bool = False,
     max_seconds: float = 24 * 3600.0,
     progress: Callable[[int, int, float], None] | None = None,
+    legacy: bool = False,
 ) -> LoopbackResult:
     """Send ``source`` over a simulated cable; the receiver stores it as ``output``.
 
     ``latency`` delays each direction (sound-card buffers; real ones add 50-500 ms);
     ``half_duplex`` puts both stations on one shared line with carrier sense.
-    ``progress(done, total, air_seconds)`` is called as data arrives.
+    ``progress(done, total, air_seconds)`` is called as data arrives. ``legacy``: both stations
+    speak the original's protocol (frames, line, stop-and-wait, ``FTP_*``; ``config`` a
+    :class:`LegacyConfig`), full duplex only.
     """
-    config = config or ArqConfig()
-    phy = get_phy("manchester", sample_rate=sample_rate, samples_per_bit=samples_per_bit)
+    if legacy:
+        if half_duplex:
+            raise ConfigError("the original's protocol has no carrier sense: no --half-duplex")
+        if config is not None and not isinstance(config, LegacyConfig):
+            raise ConfigError("a legacy loopback takes a LegacyConfig")
+    elif isinstance(config, LegacyConfig):
+        raise ConfigError("a LegacyConfig needs legacy=True")
+    phy = get_phy(
+        "manchester", sample_rate=sample_rate, samples_per_bit=samples_per_bit, legacy=legacy
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     size = source.stat().st_size
     cable: SimulatedCable | None = None
@@ -70,17 +85,33 @@ def run_loopback(
         if progress is not None and cable is not None:
             progress(done, total, cable.now)
 
-    server = FileServer(output.parent, progress=on_progress)
-    client = FileClient(Address(2, FILE_PORT), output.name, source.parent, local=source)
+    server: FileServer | LegacyFileServer
+    client: FileClient | LegacyFileClient
     hd = half_duplex
-    a = Station(ModemEndpoint(ConnectionHost(1, config, seed=seed, half_duplex=hd), phy), [client])
-    b = Station(
-        ModemEndpoint(ConnectionHost(2, config, seed=seed + 1, half_duplex=hd), phy), [server]
-    )
+    if legacy:
+        lconfig = config if isinstance(config, LegacyConfig) else LegacyConfig()
+        server = LegacyFileServer(output.parent, FILE_PORT)
+        client = LegacyFileClient(Address(2, FILE_PORT), output.name, source.parent, local=source)
+        a = Station(ModemEndpoint(LegacyHost(1, lconfig, seed=seed), phy, LEGACY), [client])
+        b = Station(ModemEndpoint(LegacyHost(2, lconfig, seed=seed + 1), phy, LEGACY), [server])
+    else:
+        aconfig = config if isinstance(config, ArqConfig) else ArqConfig()
+        server = FileServer(output.parent, progress=on_progress)
+        client = FileClient(Address(2, FILE_PORT), output.name, source.parent, local=source)
+        a = Station(
+            ModemEndpoint(ConnectionHost(1, aconfig, seed=seed, half_duplex=hd), phy, AUDIONET),
+            [client],
+        )
+        b = Station(
+            ModemEndpoint(ConnectionHost(2, aconfig, seed=seed + 1, half_duplex=hd), phy, AUDIONET),
+            [server],
+        )
     cable = SimulatedCable(a, b, channel=channel, seed=seed, latency=latency, duplex=not hd)
     arrived: list[float] = []
 
     def until() -> bool:
+        if legacy and progress is not None and client.connection is not None:
+            progress(client.connection.stats.bytes_acked, size, cable.now)  # no sizes in FTP_SEND
         if not arrived and any(isinstance(e, FileReceived) for e in server.received):
             arrived.append(cable.now)
         return bool(arrived) or client.done

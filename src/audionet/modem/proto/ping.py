@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from audionet.errors import ConfigError
 from audionet.modem.proto.frame import Address
-from audionet.modem.proto.host import ConnectionHost, PingReceived
+from audionet.modem.proto.host import PingReceived
 
 _STAMP = struct.Struct(">q")
+
+
+class PingLine(Protocol):
+    """A host that sends ping requests: a ``ConnectionHost`` or a ``LegacyHost``."""
+
+    def ping(self, remote: Address, seq: int, payload: bytes) -> None: ...
 
 
 def encode_timestamp(now: float) -> bytes:
@@ -85,7 +92,7 @@ class Pinger:
         if self.count < 1 or self.interval <= 0 or self.timeout <= 0:
             raise ConfigError("ping needs count >= 1 and a positive interval and timeout")
 
-    def poll(self, host: ConnectionHost, now: float) -> None:
+    def poll(self, host: PingLine, now: float) -> None:
         """Queue the next request on ``host`` if one is due."""
         if self._next_send is None:
             self._next_send = now
