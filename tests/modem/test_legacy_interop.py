@@ -114,6 +114,16 @@ def test_we_send_a_directory_to_the_original(tmp_path: Path, tree: Path) -> None
     assert (tree / "copy" / "sub" / "b.txt").read_text() == "hello from a subfolder\n"
 
 
+def test_an_empty_file_reaches_the_original(tmp_path: Path, tree: Path) -> None:
+    # the original itself would send no content message at all (Connection.java:56)
+    orig, ftp = serving(tmp_path, tree)
+    (tmp_path / "empty").write_bytes(b"")
+    client = LegacyFileClient(Address(ORIGINAL, 20), "empty", tmp_path, local=tmp_path / "empty")
+    run(ours(1, [client]), orig, lambda: client.done)
+    assert client.ok and (tree / "empty").read_bytes() == b""
+    assert ftp.handled == ["FTP_SEND empty"]  # and the empty message as its content
+
+
 def test_the_original_answers_a_missing_resource(tmp_path: Path, tree: Path) -> None:
     orig, _ = serving(tmp_path, tree)
     client = LegacyFileClient(Address(ORIGINAL, 20), "no/such.file", tmp_path / "got")
@@ -189,7 +199,7 @@ def test_the_original_pings_us() -> None:
     result: list[bool] = []
 
     def program() -> Iterator[object]:
-        result.append((yield from orig.host.ping(2, 5, 100, 500)))  # ConnectionHost.java:98
+        result.append((yield from orig.host.ping(2, 5, 100, 500)))  # as ConnectionHost.java:97
 
     orig.main(program)
     run(ours(2, []), orig, lambda: orig.done)

@@ -21,7 +21,7 @@ class RealTimeAudioIO:
     """The sound card as the original sees it: 8-bit signed samples in and out.
 
     Input: samples heard wait in the capture line, at most ``DATA_LINE_BUFFER_SIZE``
-    (RealTimeAudioIO.java:18, :44); what arrives while it is full is lost (``overruns``).
+    (RealTimeAudioIO.java:18, :43); what arrives while it is full is lost (``overruns``).
     ``readSample`` takes them 32 at a time (:79-89), so the reader blocks until 32 are there.
     Output: ``writeSample`` fills a 32-sample buffer and hands it to the playback line only when
     full (:101-107), so up to 31 samples of a frame wait there for the next frame; the playback
@@ -222,8 +222,8 @@ class RealTimeFrameIO:
              frame.dest.port & 0xFF, frame.seq & 0xFF, flags, frame.protocol & 0xFF,
              (n >> 8) & 0xFF, n & 0xFF]
         )  # fmt: skip
-        frame_bytes = header + (hash_code(header) & 0xFFFFFFFF).to_bytes(4, "big")  # :88, :97-98
-        if n > 0:  # :99-102
+        frame_bytes = header + (hash_code(header) & 0xFFFFFFFF).to_bytes(4, "big")  # :88, :99-100
+        if n > 0:  # :101-104
             frame_bytes += frame.payload + (hash_code(frame.payload) & 0xFFFFFFFF).to_bytes(
                 4, "big"
             )

@@ -114,7 +114,7 @@ class Connection:
                         False, False, Frame.PROTOCOL_CONNECTION)  # fmt: skip  # :211-212
             yield from self.connection_host.send(ack)  # :215
 
-    def __eq__(self, other: object) -> bool:  # :218-226
+    def __eq__(self, other: object) -> bool:  # :219-227
         return (
             isinstance(other, Connection)
             and other.source == self.source
@@ -126,11 +126,11 @@ class Connection:
 
 
 class Ping:
-    """ConnectionHost.Ping (ConnectionHost.java:237-303)."""
+    """ConnectionHost.Ping (ConnectionHost.java:245-303)."""
 
     def __init__(self, host: ConnectionHost, target_host: int) -> None:
         self.host = host
-        self.target_host = jbyte(target_host)  # :241-243
+        self.target_host = jbyte(target_host)  # :249-251
         self.replies_received = 0
         self.rtts: list[int] = []
         self.result: bool | None = None

@@ -117,7 +117,7 @@ def file_client(
     station: OriginalStation, port: int, peer: Address, base: str, *, syn: bool
 ) -> FileTransferProtocol:
     """FileTransferProtocol.main's ``client`` half (:27-36), optionally opening with the SYN that
-    ``Connection.addSynToSendQueue`` queues (its mains never call it: ConnectionHost.java:101)."""
+    ``Connection.addSynToSendQueue`` queues (its mains never call it: ConnectionHost.java:102 is commented out)."""
     host = station.host
     client = Connection(host, port, peer, "client")  # :27
     host.start_parallel_io()  # :28
