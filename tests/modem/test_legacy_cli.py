@@ -171,6 +171,15 @@ def test_legacy_refuses_frames_the_original_reads_as_header_only(
     assert not (tmp_path / "o").exists()  # refused before anything started
 
 
+def test_a_legacy_loopback_is_full_duplex_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "f.bin").write_bytes(b"x")
+    args = ["modem", "loopback", str(tmp_path / "f.bin"), "-o", str(tmp_path / "o")]
+    assert main([*args, "--legacy", "--half-duplex"]) == 1
+    assert "carrier sense" in capsys.readouterr().err
+
+
 def test_the_largest_legacy_frame_goes_through(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -75,6 +75,9 @@ class LegacyFileServer:
                 return
             if isinstance(event.event, MessageReceived):
                 replies, events = ft.receive_message(event.event.data)
+                if replies and event.connection.is_closed:
+                    log.info("%s left before its answer", event.connection.remote)
+                    replies = []
                 for reply in replies:
                     event.connection.send(reply)
                 for e in events:
@@ -153,12 +156,16 @@ class LegacyFileClient:
         conn, ev = event.connection, event.event
         if isinstance(ev, Connected):
             self._connected = True
+            if conn.is_closed:
+                return  # closed right after it opened: the Closed event follows
             if self.local is not None:
-                messages = (
+                messages = list(
                     self._ft.send_directory(self.local, self.name)
                     if self.local.is_dir()
                     else self._ft.send_file(self.local, self.name)
                 )
+                if not messages:  # the original's protocol has no message for a directory
+                    self.error = f"{self.local}: no files to send (empty directories do not travel)"
                 for m in messages:
                     conn.send(m)
             elif self.directory:

@@ -126,8 +126,15 @@ class LegacyFileTransfer:
             rel = Path(dirpath).relative_to(local)
             for f in sorted(filenames):
                 path = Path(dirpath, f)
-                if path.is_file():
-                    yield from self.send_file(path, str(PurePosixPath(name, *rel.parts, f)))
+                wire = str(PurePosixPath(name, *rel.parts, f))
+                if not path.is_file():
+                    continue
+                try:
+                    check_name(wire)
+                except TransferError as exc:  # e.g. a newline in a file name: skip that file
+                    log.warning("not sending %s: %s", path, exc)
+                    continue
+                yield from self.send_file(path, wire)
 
     def request_file(self, name: str) -> bytes:
         return _header(REQUEST_FILE, name)
@@ -174,7 +181,7 @@ class LegacyFileTransfer:
                 if not messages:
                     log.info("%r holds no files: nothing to send", name)
                 return messages
-        except OSError as exc:  # unreadable, or a name the file system refuses
+        except (OSError, TransferError) as exc:  # unreadable, or a name we cannot send
             log.info("cannot serve %r: %s", name, exc)
         return [FAIL_MESSAGE]
 
