@@ -1,7 +1,7 @@
 """A file transfer between two simulated stations on a simulated cable, in virtual time.
 
 Used by ``audionet modem loopback``, the demo, the throughput benchmark and the tests: station 1
-sends a file to station 2's file server through the Manchester PHY and the channel simulator, and
+sends a file to station 2's file server through a PHY (Manchester, OFDM) and the channel simulator, and
 the result says how long it took in air time, how many frames went out and whether it arrived whole.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from audionet.modem.apps import FILE_PORT, FileClient, FileServer
 from audionet.modem.backends import SimulatedCable
 from audionet.modem.link import ModemEndpoint, Station
-from audionet.modem.phy import get_phy
+from audionet.modem.phy import Phy, get_phy
 from audionet.modem.proto.arq import ArqConfig
 from audionet.modem.proto.files import FileReceived
 from audionet.modem.proto.frame import Address
@@ -45,8 +45,10 @@ def run_loopback(
     output: Path,
     *,
     channel: str | None = "cable",
+    phy: str = "manchester",
+    mode: str = "auto",
     samples_per_bit: float = 8,
-    sample_rate: int = 44100,
+    sample_rate: int | None = None,
     config: ArqConfig | None = None,
     seed: int = 0,
     latency: float = 0.0,
@@ -58,10 +60,12 @@ def run_loopback(
 
     ``latency`` delays each direction (sound-card buffers; real ones add 50-500 ms);
     ``half_duplex`` puts both stations on one shared line with carrier sense.
-    ``progress(done, total, air_seconds)`` is called as data arrives.
+    ``progress(done, total, air_seconds)`` is called as data arrives. ``phy`` names the physical
+    layer (``manchester``, ``ofdm``, ``ofdm-phone``); ``mode`` is the OFDM mode (``auto`` adapts).
+    Without ``config``, frames are as large as the PHY suggests (:func:`default_config`).
     """
-    config = config or ArqConfig()
-    phy = get_phy("manchester", sample_rate=sample_rate, samples_per_bit=samples_per_bit)
+    phys = [make_phy(phy, sample_rate, samples_per_bit, mode) for _ in range(2)]
+    config = config or default_config(phys[0])
     output.parent.mkdir(parents=True, exist_ok=True)
     size = source.stat().st_size
     cable: SimulatedCable | None = None
@@ -73,9 +77,11 @@ def run_loopback(
     server = FileServer(output.parent, progress=on_progress)
     client = FileClient(Address(2, FILE_PORT), output.name, source.parent, local=source)
     hd = half_duplex
-    a = Station(ModemEndpoint(ConnectionHost(1, config, seed=seed, half_duplex=hd), phy), [client])
+    a = Station(
+        ModemEndpoint(ConnectionHost(1, config, seed=seed, half_duplex=hd), phys[0]), [client]
+    )
     b = Station(
-        ModemEndpoint(ConnectionHost(2, config, seed=seed + 1, half_duplex=hd), phy), [server]
+        ModemEndpoint(ConnectionHost(2, config, seed=seed + 1, half_duplex=hd), phys[1]), [server]
     )
     cable = SimulatedCable(a, b, channel=channel, seed=seed, latency=latency, duplex=not hd)
     arrived: list[float] = []
@@ -102,6 +108,26 @@ def run_loopback(
         retransmissions=retx,
         error=error,
     )
+
+
+def make_phy(
+    name: str = "manchester",
+    sample_rate: int | None = None,
+    samples_per_bit: float = 8,
+    mode: str = "auto",
+    legacy: bool = False,
+) -> Phy:
+    """A station's PHY by name, with the options that apply to it."""
+    if name == "manchester":
+        return get_phy(
+            name, sample_rate=sample_rate or 44100, samples_per_bit=samples_per_bit, legacy=legacy
+        )
+    return get_phy(name, sample_rate=sample_rate, mode=mode)
+
+
+def default_config(phy: Phy) -> ArqConfig:
+    """Link settings for ``phy``: its suggested frame size (512 bytes for Manchester)."""
+    return ArqConfig(max_payload=int(getattr(phy, "suggested_payload", 512)))
 
 
 def _sha(path: Path) -> bytes:
