@@ -25,6 +25,7 @@ from audionet.errors import ConfigError, TransferError
 
 console = Console(stderr=True)
 CHANNELS = ("none", "clean", "cable", "cable-hard", "phone")
+PHYS = ("ofdm", "ofdm-phone", "manchester")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,8 +33,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         sub,
         "modem",
         help="a reliable link over an analog audio cable (a software modem)",
-        description="A reliable link over an analog audio cable: Manchester line code, frames with "
-        "CRC-32,\nconnections with a selective-repeat window, ping and file transfer.",
+        description="A reliable link over an analog audio cable or a phone line: OFDM with LDPC "
+        "and rate adaptation\n(or the original Manchester line code), frames with CRC-32, "
+        "connections with a\nselective-repeat window, ping and file transfer.",
         epilog="examples:\n  audionet modem loopback photo.jpg -o copy.jpg --channel cable-hard\n"
         "  audionet modem listen --audio cable:127.0.0.1:7700 --root shared/",
     )
@@ -42,7 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "loopback",
         _loopback,
         help="send a file between two simulated stations over a simulated cable",
-        epilog="example:\n  audionet modem loopback photo.jpg -o copy.jpg --channel cable --window 16",
+        epilog="example:\n  audionet modem loopback photo.jpg -o copy.jpg --channel cable --window 16\n"
+        "  audionet modem loopback photo.jpg -o copy.jpg --channel phone --phy ofdm-phone",
     )
     p.add_argument("file", type=Path, help="file to send")
     p.add_argument("-o", "--output", type=Path, required=True, help="where the receiver stores it")
@@ -75,7 +78,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "decode",
         _decode,
         help="recover the bytes of the frames in a WAV file",
-        epilog="example:\n  audionet modem decode rx.wav -o notes.txt",
+        epilog="example:\n  audionet modem decode rx.wav -o notes.txt\n"
+        "  (OFDM frames name their own mode; the sample rate is the WAV file's)",
     )
     p.add_argument("wav", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="file to write")
@@ -128,13 +132,52 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _phy_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bit-length", type=float, default=8, help="samples per bit (default 8)")
-    p.add_argument("--rate", type=int, default=44100, help="sample rate in Hz (default 44100)")
+    p.add_argument("--bit-length", type=float, default=8, help="manchester: samples per bit (8)")
+    _rate_option(p)
     p.add_argument("--legacy", action="store_true", help="the original implementation's frames")
+    _ofdm_options(p)
+
+
+def _rate_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rate",
+        type=int,
+        default=None,
+        help="sample rate in Hz (default: the PHY's: ofdm 48000 (or 44100), ofdm-phone 8000, "
+        "manchester 44100)",
+    )
+
+
+def _ofdm_options(p: argparse.ArgumentParser) -> None:
+    """The physical layer and, for OFDM, its mode (added to every command that runs a modem)."""
+    p.add_argument(
+        "--phy",
+        choices=PHYS,
+        default="ofdm",
+        help="physical layer: ofdm (audio cables, the default), ofdm-phone (telephone lines, "
+        "8 kHz, G.711), manchester (the original line code; --legacy implies it)",
+    )
+    p.add_argument(
+        "--mode",
+        default="auto",
+        help="OFDM payload mode: auto (rate adaptation; 'encode' uses qam64-3/4) or a fixed one, "
+        "e.g. qam256-5/6, qam1024-3/4, qpsk-1/2",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=3.0,
+        help="OFDM rate adaptation: dB of SNR kept in reserve (default 3)",
+    )
 
 
 def _link_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--frame-size", type=int, default=512, help="payload bytes per frame")
+    p.add_argument(
+        "--frame-size",
+        type=int,
+        default=None,
+        help="payload bytes per frame (default: ofdm 16384, ofdm-phone 4096, manchester 512)",
+    )
     p.add_argument("--window", type=int, default=16, help="frames in flight (1-33)")
     p.add_argument("--stop-and-wait", action="store_true", help="the original's link design")
 
@@ -146,8 +189,9 @@ def _realtime_options(p: argparse.ArgumentParser) -> None:
         help="'device' (sound card) or 'cable:HOST:PORT' (virtual cable to another process)",
     )
     p.add_argument("--channel", choices=CHANNELS, default="cable", help="simulated line (cable)")
-    p.add_argument("--bit-length", type=float, default=8, help="samples per bit (default 8)")
-    p.add_argument("--rate", type=int, default=44100, help="sample rate in Hz (default 44100)")
+    p.add_argument("--bit-length", type=float, default=8, help="manchester: samples per bit (8)")
+    _rate_option(p)
+    _ofdm_options(p)
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     p.add_argument(
         "--legacy",
@@ -166,9 +210,20 @@ def _peer_options(p: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace) -> Any:
     from audionet.modem.proto.arq import ArqConfig
 
+    size = args.frame_size or _frame_size(args)
     if args.stop_and_wait:
-        return ArqConfig.stop_and_wait(args.frame_size)
-    return ArqConfig(window=args.window, max_payload=args.frame_size)
+        return ArqConfig.stop_and_wait(size)
+    return ArqConfig(window=args.window, max_payload=size)
+
+
+def _phy_name(args: argparse.Namespace) -> str:
+    return "manchester" if args.legacy else str(args.phy)
+
+
+def _frame_size(args: argparse.Namespace) -> int:
+    from audionet.modem.phy.ofdm import SUGGESTED_PAYLOAD
+
+    return SUGGESTED_PAYLOAD.get(_phy_name(args), 512)
 
 
 def _channel(name: str) -> str | None:
@@ -205,6 +260,9 @@ def _loopback(args: argparse.Namespace) -> int:
             args.file,
             args.output,
             channel=_channel(args.channel),
+            phy=_phy_name(args),
+            mode=args.mode,
+            margin=args.margin,
             samples_per_bit=args.bit_length,
             sample_rate=args.rate,
             config=config,
@@ -214,7 +272,10 @@ def _loopback(args: argparse.Namespace) -> int:
             progress=update,
         )
     same = args.output.exists() and _sha256(args.output) == _sha256(args.file)
-    print(f"sent {result.size} bytes over '{args.channel}' in {result.seconds:.1f} s of air time")
+    print(
+        f"sent {result.size} bytes over '{args.channel}' with {_phy_name(args)} "
+        f"in {result.seconds:.1f} s of air time"
+    )
     print(
         f"goodput {result.goodput / 1000:.2f} kbit/s, {result.frames_sent} frames, "
         f"{result.retransmissions} retransmissions, {result.frames_bad} damaged frames heard"
@@ -230,11 +291,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _phy(args: argparse.Namespace) -> Any:
-    from audionet.modem.phy import get_phy
+def _phy(args: argparse.Namespace, mode: str | None = None) -> Any:
+    from audionet.modem.loopback import make_phy
 
-    return get_phy(
-        "manchester", sample_rate=args.rate, samples_per_bit=args.bit_length, legacy=args.legacy
+    return make_phy(
+        _phy_name(args),
+        args.rate,
+        args.bit_length,
+        mode or args.mode,
+        legacy=args.legacy,
+        margin=args.margin,
     )
 
 
@@ -244,7 +310,7 @@ def _encode(args: argparse.Namespace) -> int:
 
     data = args.file.read_bytes()
     profile = get_profile("legacy" if args.legacy else "audionet")
-    size = args.frame_size or (256 if args.legacy else 512)
+    size = args.frame_size or (256 if args.legacy else _frame_size(args))
     if not 1 <= size <= 0xFFFF:
         raise ConfigError("--frame-size must be 1..65535 bytes")
     chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
@@ -260,16 +326,30 @@ def _encode(args: argparse.Namespace) -> int:
         )
         for i, chunk in enumerate(chunks)
     ]
-    seconds = encode_wav(frames, args.output, _phy(args), profile, eight_bit=args.legacy)
+    phy = _phy(args, _encode_mode(args))
+    seconds = encode_wav(frames, args.output, phy, profile, eight_bit=args.legacy)
     print(f"{len(data)} bytes in {len(frames)} frames, {seconds:.2f} s of audio -> {args.output}")
     return 0
 
 
+def _encode_mode(args: argparse.Namespace) -> str:
+    """One way there is no feedback to adapt to: ``auto`` means the profile's default mode."""
+    from audionet.modem.phy.ofdm import DEFAULT_MODE
+
+    if args.mode != "auto":
+        return str(args.mode)
+    return DEFAULT_MODE.get(_phy_name(args), "auto")
+
+
 def _decode(args: argparse.Namespace) -> int:
+    from audionet.audio.wav import open_wav
     from audionet.modem.backends import decode_wav
     from audionet.modem.proto.frame import Flags, get_profile
 
     profile = get_profile("legacy" if args.legacy else "audionet")
+    if args.rate is None and _phy_name(args) != "manchester":
+        with open_wav(args.wav) as w:
+            args.rate = w.getframerate()  # OFDM: the file's rate (48000, 44100, 8000)
     result = decode_wav(args.wav, _phy(args), profile)
     modulo = 256 if args.legacy else 0x10000
     data = bytearray()
@@ -320,7 +400,7 @@ def _run(
     async def once() -> bool:
         if serve:
             console.print(f"waiting for the other end of the cable ({args.audio}) ...")
-        port = await open_audio(args.audio, args.rate, _channel(args.channel), serve)
+        port = await open_audio(args.audio, station.endpoint.rate, _channel(args.channel), serve)
         try:
             return await run_realtime(station, port, until=until, on_tick=on_tick)
         finally:

@@ -47,6 +47,7 @@ def run_loopback(
     channel: str | None = "cable",
     phy: str = "manchester",
     mode: str = "auto",
+    margin: float | None = None,
     samples_per_bit: float = 8,
     sample_rate: int | None = None,
     config: ArqConfig | None = None,
@@ -64,7 +65,7 @@ def run_loopback(
     layer (``manchester``, ``ofdm``, ``ofdm-phone``); ``mode`` is the OFDM mode (``auto`` adapts).
     Without ``config``, frames are as large as the PHY suggests (:func:`default_config`).
     """
-    phys = [make_phy(phy, sample_rate, samples_per_bit, mode) for _ in range(2)]
+    phys = [make_phy(phy, sample_rate, samples_per_bit, mode, margin=margin) for _ in range(2)]
     config = config or default_config(phys[0])
     output.parent.mkdir(parents=True, exist_ok=True)
     size = source.stat().st_size
@@ -116,13 +117,20 @@ def make_phy(
     samples_per_bit: float = 8,
     mode: str = "auto",
     legacy: bool = False,
+    margin: float | None = None,
 ) -> Phy:
-    """A station's PHY by name, with the options that apply to it."""
-    if name == "manchester":
+    """A station's PHY by name, with the options that apply to it (``legacy`` implies
+    Manchester; ``mode`` and ``margin`` are OFDM's)."""
+    if name == "manchester" or legacy:
         return get_phy(
-            name, sample_rate=sample_rate or 44100, samples_per_bit=samples_per_bit, legacy=legacy
+            "manchester",
+            sample_rate=sample_rate or 44100,
+            samples_per_bit=samples_per_bit,
+            legacy=legacy,
         )
-    return get_phy(name, sample_rate=sample_rate, mode=mode)
+    if margin is None:
+        return get_phy(name, sample_rate=sample_rate, mode=mode)
+    return get_phy(name, sample_rate=sample_rate, mode=mode, margin=margin)
 
 
 def default_config(phy: Phy) -> ArqConfig:
