@@ -2,8 +2,8 @@
 
 One :class:`LinkState` per station joins its modulator and demodulator. The receive side measures
 the SNR of every carrier on each frame it hears from the peer (the training symbols, and the
-pilots of every symbol, which also see intersymbol interference and clicks), averages it over
-frames, and counts the peer's frames whose payload failed to decode. Both travel back to the peer
+pilots of every symbol, which also see intersymbol interference and clicks), takes the median over
+the last three frames, and counts the peer's frames whose payload failed to decode. Both travel back to the peer
 in the header of every frame this station sends (:class:`~audionet.modem.phy.ofdm.header.Feedback`).
 The transmit side turns the peer's latest feedback into its next mode (:func:`choose`): for each
 code rate, each carrier group gets the densest constellation whose required SNR, plus the margin,
@@ -11,8 +11,10 @@ fits the group's SNR; the rate that carries the most bits wins. Sustained loss (
 last eight frames failing at the peer) adds 2 dB to the margin, at most once per four reports;
 each clean report takes 0.25 dB back off, so the link climbs back as the line allows.
 
-Before any feedback (and when feedback stops for 16 frames) a station sends in the profile's start
-mode: QPSK rate 1/2 below ``start_band``. A fixed ``mode`` turns all of this off.
+Feedback that stops coming is loss too: the peer answers every frame it decodes, so after two
+frames sent without hearing back, each further one adds 3 dB; after eight, a station falls back to
+the profile's start mode (QPSK rate 1/2 below ``start_band``), which is also what it sends before
+any feedback. A fixed ``mode`` turns all of this off.
 """
 
 from __future__ import annotations
@@ -45,10 +47,11 @@ DEFAULT_MARGIN = 3.0  #: dB above the required SNR
 LOSS_STEP = 2.0  #: dB added to the margin on sustained loss
 RECOVER_STEP = 0.25  #: dB taken back per clean report
 MAX_EXTRA = 12.0
-STALE_FRAMES = 16  #: frames sent without feedback before falling back to the start mode
+UNANSWERED = 2  #: frames we may send without hearing feedback before stepping down ...
+SILENCE_STEP = 3.0  #: ... by this many dB for each further one
+STALE_FRAMES = 8  #: frames sent without feedback before falling back to the start mode
 HISTORY = 8  #: frames the loss count looks back over
-AVERAGING = 0.3  #: weight of a new frame's SNR (dB) in the per-carrier average
-MAX_STEP = 3.0  #: dB a single frame may move the average
+MEDIAN_OF = 3  #: frames whose per-carrier SNR the median is taken over
 
 
 def group_snr_db(profile: OfdmProfile, snr: F64) -> F64:
@@ -96,7 +99,8 @@ class LinkState:
         self.fixed = mode
         self.margin = margin
         self.extra = 0.0  #: dB added to the margin after losses
-        self._db: F64 | None = None  #: per used carrier, averaged SNR in dB
+        self._db: F64 | None = None  #: per used carrier, SNR in dB over recent frames
+        self._recent: deque[F64] = deque(maxlen=MEDIAN_OF)
         self._outcomes: deque[bool] = deque(maxlen=HISTORY)
         self.peer: PeerReport | None = None
         self._reports_since_step = 4
@@ -107,13 +111,10 @@ class LinkState:
     def heard(self, snr: F64, header: Header, ok: bool) -> None:
         """A frame from the peer: its per-carrier SNR, its header, whether its payload decoded."""
         self.frames_heard += 1
-        db = 10.0 * np.log10(np.maximum(snr, 1e-6))
-        if self._db is None:
-            self._db = db
-        else:
-            # A frame hit by a burst must not drag the average down at once: each frame moves a
-            # carrier by at most MAX_STEP dB (sustained loss is the loss counter's business).
-            self._db = self._db + AVERAGING * np.clip(db - self._db, -MAX_STEP, MAX_STEP)
+        # The median of the last three frames per carrier: one frame hit by a burst does not
+        # move it, a line that changed moves it within two frames.
+        self._recent.append(10.0 * np.log10(np.maximum(snr, 1e-6)))
+        self._db = np.median(np.stack(self._recent), axis=0)
         self._outcomes.append(ok)
         if header.feedback is not None:
             self._on_feedback(header.feedback)
@@ -151,7 +152,10 @@ class LinkState:
             return self.fixed
         if self.peer is None or self.peer.sent_since >= STALE_FRAMES:
             return start_mode(self.profile)
-        mode = choose(self.profile, self.peer.feedback.snr_db, self.margin + self.extra)
+        # Frames sent without an answer: in a transfer every frame the peer decodes is answered
+        # (the acknowledgement carries fresh feedback), so silence means it decodes nothing.
+        silent = max(0, self.peer.sent_since - UNANSWERED) * SILENCE_STEP
+        mode = choose(self.profile, self.peer.feedback.snr_db, self.margin + self.extra + silent)
         return mode or Mode.uniform(self.profile, 1, "1/2", top=self.profile.start_band)
 
     def sent(self) -> None:

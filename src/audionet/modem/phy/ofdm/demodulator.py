@@ -97,12 +97,14 @@ class OfdmDemodulator:
         self.record = record
         self.reports: list[FrameReport] = []
         self.headers_failed = 0
+        self.frames_cut = 0
         self._lfilter = signal.lfilter
         a = 1.0 - 2.0 * math.pi * DC_CORNER / profile.sample_rate
         self._dc = ([1.0, -1.0], [1.0, -a])
         self._zi = np.zeros(1)
-        self._x: F64 = np.zeros(0)
-        self._x0 = 0  # absolute index of self._x[0]
+        self._store: F64 = np.zeros(1 << 16)  # samples, DC-blocked; grows by doubling
+        self._n = 0  # samples held in self._store
+        self._x0 = 0  # absolute index of self._store[0]
         self._scan = 0
         self._cand: int | None = None
         self._frame: _Frame | None = None
@@ -118,32 +120,43 @@ class OfdmDemodulator:
         x = np.nan_to_num(np.asarray(samples, dtype=np.float64).reshape(-1))
         if x.size:
             y, self._zi = self._lfilter(*self._dc, x, zi=self._zi)
-            self._x = np.concatenate((self._x, y))
+            self._append(y)
         out: list[ReceivedFrame] = []
         while True:
             end = self._x0 + self._x.size
-            if self._frame is not None:
-                if end < self._frame.end:
-                    break
-                out.append(self._finish(self._frame))
-                continue
+            f = self._frame
             if self._cand is not None:
                 if end < self._cand + self._cand_need:
                     break
                 self._acquire(self._cand)
                 self._cand = None
-                continue
-            if not self._hunt(end):
+            elif f is not None and self._scan >= self._limit(f):
+                # Every preamble that could start before this frame ends has been looked for.
+                if end < f.end:
+                    break
+                out.append(self._finish(f))
+            elif not self._hunt(end):
                 break
         self._trim()
         return out
 
     # -- states ------------------------------------------------------------------------------
 
+    def _limit(self, f: _Frame) -> int:
+        """Where hunting stops while ``f`` is being received: the metric of a preamble right after
+        ``f`` may cross the threshold up to half a symbol before it, so a symbol before its end."""
+        return f.end - self.profile.nfft
+
     def _hunt(self, end: int) -> bool:
-        """Scan the block holding ``self._scan``; ``False`` when there are not enough samples."""
+        """Scan the block holding ``self._scan``; ``False`` when there are not enough samples.
+
+        The hunt goes on while a frame is received, up to its end: a frame cut short (the sender
+        stopped, the line dropped out) must not hide the preamble of the next one.
+        """
         n = self.profile.nfft
         block_end = (self._scan // BLOCK + 1) * BLOCK
+        if self._frame is not None:
+            block_end = min(block_end, self._limit(self._frame))
         if end < block_end + n:
             return False
         lo = self._scan - self._x0
@@ -167,12 +180,15 @@ class OfdmDemodulator:
             self.headers_failed += acq is not None
             self._scan = d + p.nfft // 2
             return
+        if self._frame is not None:
+            self.frames_cut += 1  # a new frame began before the one being received ended
         plan = coding.plan(p, hdr.mode, hdr.length)
         symbols = p.header_symbols + plan.symbols
         total = (PREAMBLE_SYMBOLS + symbols) * p.symbol_length
         start = d + acq.start
         end = math.ceil(start + total * (1.0 + acq.drift)) + interpolator().lead + 2
         self._frame = _Frame(replace(acq, start=start), hdr, symbols, end)
+        self._scan = math.floor(start) + (PREAMBLE_SYMBOLS + p.header_symbols) * p.symbol_length
 
     def _equalize(self, x: F64, acq: Acquisition, count: int) -> Equalized:
         """Resample, FFT and equalise ``count`` symbols after the preamble (``acq`` relative to
@@ -216,7 +232,7 @@ class OfdmDemodulator:
         snr = 1.0 / np.maximum(eq.carrier_noise, 1e-12)
         if self.link is not None:
             self.link.heard(snr, f.header, dec.ok)
-        position = round(f.acq.start)
+        position = round(f.acq.start) + f.acq.delay(p)
         if self.record:
             values = eq.values[h:, on].reshape(-1)[:KEEP_VALUES]
             which = np.broadcast_to(bits[on], eq.values[h:, on].shape).reshape(-1)[:KEEP_VALUES]
@@ -234,9 +250,22 @@ class OfdmDemodulator:
                     float(eq.burst.max()),
                 )
             )
-        # The next frame can start right after this one's last symbol.
-        self._scan = max(self._scan, f.end - p.cp - interpolator().lead - 2)
+        self._scan = max(self._scan, self._limit(f))
         return ReceivedFrame(dec.data, position, quality)
+
+    # -- the sample store (amortised O(1) appends, so 1-sample feeds cost no more than big ones) --
+
+    @property
+    def _x(self) -> F64:
+        return self._store[: self._n]
+
+    def _append(self, y: F64) -> None:
+        if self._n + y.size > self._store.size:
+            grown = np.zeros(max(2 * self._store.size, self._n + y.size))
+            grown[: self._n] = self._store[: self._n]
+            self._store = grown
+        self._store[self._n : self._n + y.size] = y
+        self._n += y.size
 
     def _trim(self) -> None:
         keep = self._scan if self._cand is None else min(self._scan, self._cand)
@@ -244,6 +273,8 @@ class OfdmDemodulator:
             keep = min(keep, math.floor(self._frame.acq.start))
         keep -= self.profile.nfft + interpolator().lead + 2
         drop = keep - self._x0
-        if drop > 0:
-            self._x = self._x[drop:]
+        # Move the kept samples to the front only once they are the smaller part (amortised).
+        if drop > 0 and drop >= self._n - drop:
+            self._store[: self._n - drop] = self._store[drop : self._n]
+            self._n -= drop
             self._x0 = keep

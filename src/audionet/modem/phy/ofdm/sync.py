@@ -94,6 +94,14 @@ class Acquisition:
         """Input positions of the frame's samples ``first .. first+count-1``."""
         return self.start + (first + np.arange(count, dtype=np.float64)) * (1.0 + self.drift)
 
+    def delay(self, p: OfdmProfile) -> int:
+        """Samples from ``start`` to where the channel's strongest path delivers the frame (the
+        impulse response's peak): ``start + delay`` is where the frame's first sample arrived."""
+        full = np.zeros(p.nfft, dtype=np.complex128)
+        full[p.layout.used] = self.channel
+        peak = int(np.argmax(np.abs(np.fft.ifft(full))))
+        return (peak + p.nfft // 2) % p.nfft - p.nfft // 2
+
     @property
     def snr(self) -> F64:
         """Signal-to-noise ratio per used carrier (linear)."""
