@@ -13,7 +13,7 @@ from scipy import signal
 
 from audionet.cli.main import main
 from audionet.modem.backends import SimulatedCable
-from audionet.modem.channel import PROFILES, Channel
+from audionet.modem.channel import PROFILES, Channel, simulate
 from audionet.modem.link import ModemEndpoint, Station
 from audionet.modem.loopback import run_loopback
 from audionet.modem.phy import get_phy
@@ -167,3 +167,53 @@ def test_cli_rejects_a_bad_mode(tmp_path: Path, capsys: pytest.CaptureFixture[st
     src = random_file(tmp_path / "in.bin", 100)
     assert main(["modem", "encode", str(src), "-o", str(tmp_path / "t.wav"), "--mode", "x"]) == 1
     assert "unknown mode" in capsys.readouterr().err
+
+
+def test_probe_both_directions_of_a_simulated_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["modem", "probe", "--channel", "cable-hard"]) == 0
+    out = capsys.readouterr().out
+    assert "out (we send" in out and "in (the peer sends" in out
+    # the 10 kHz low-pass: the lowest group carries 256-QAM or more, the highest is off
+    body = [r for r in out.splitlines() if r.startswith("| ") and r[2].isdigit()]
+    assert len(body) == 32
+    first, last = body[0].split("|"), body[-1].split("|")
+    assert int(first[3]) >= 8 and last[3].strip() == "0" and last[5].strip() == "0"
+    assert float(first[2]) > 25 and float(last[2]) < 10
+
+
+def test_analyze_draws_the_picture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = random.Random(7).randbytes(40_000)
+    (tmp_path / "in.bin").write_bytes(data)
+    tx, rx, png = tmp_path / "tx.wav", tmp_path / "rx.wav", tmp_path / "rx.png"
+    assert main(["modem", "encode", str(tmp_path / "in.bin"), "-o", str(tx)]) == 0
+    rate, x = read_pcm(tx)
+    y = np.asarray(simulate(x, rate, PROFILES["cable"], seed=3), dtype=np.float64)
+    y[rate : rate + 40000] = 0.0  # a drop-out of 0.8 s: that frame will be bad
+    write_pcm(rx, rate, y)
+    capsys.readouterr()
+    assert main(["modem", "analyze", str(rx), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "3 frames in" in out and out.count("good") == 2 and out.count("BAD") == 1
+    assert "clock   +50" in out or "clock   +49" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_analyze_without_matplotlib_says_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    data = random.Random(8).randbytes(3000)
+    (tmp_path / "in.bin").write_bytes(data)
+    tx = tmp_path / "tx.wav"
+    assert main(["modem", "encode", str(tmp_path / "in.bin"), "-o", str(tx)]) == 0
+    real = builtins.__import__
+
+    def no_matplotlib(name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert main(["modem", "analyze", str(tx), "--plot", str(tmp_path / "x.png")]) == 1
+    assert "pip install 'audionet[plot]'" in capsys.readouterr().err

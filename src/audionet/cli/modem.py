@@ -129,6 +129,79 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--count", type=int, default=4)
     p.add_argument("--interval", type=float, default=1.0, help="seconds between pings")
     _peer_options(p)
+    _register_ofdm_tools(group)
+
+
+def _register_ofdm_tools(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``probe`` and ``analyze``: the OFDM line measured, and what a receiver saw in a recording."""
+    p = add_command(
+        group,
+        "probe",
+        _probe,
+        help="measure the SNR per carrier both ways and pick each direction's OFDM mode",
+        epilog="examples:\n  audionet modem probe --channel cable-hard\n"
+        "  audionet modem probe --channel phone --phy ofdm-phone --margin 4\n"
+        "  audionet modem probe --audio cable:127.0.0.1:7700 --peer 2   (a 'modem listen' there)",
+    )
+    p.add_argument("--channel", choices=CHANNELS, default="cable", help="simulated line (cable)")
+    p.add_argument(
+        "--audio", default=None, help="probe a real station ('device' or 'cable:HOST:PORT') "
+        "instead of a simulated one",
+    )  # fmt: skip
+    p.add_argument("--phy", choices=PHYS[:2], default="ofdm", help="OFDM profile (ofdm)")
+    p.add_argument("--rate", type=int, default=None, help="sample rate in Hz (the profile's)")
+    p.add_argument("--margin", type=float, default=3.0, help="dB of SNR kept in reserve (3)")
+    p.add_argument("--count", type=int, default=3, help="pings to exchange (3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated line's noise")
+    p.add_argument("--peer", default="2:21", help="the listening station's HOST[:PORT]")
+    p.add_argument("--address", default="1", help="our host byte (default 1)")
+    p.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
+
+    p = add_command(
+        group,
+        "analyze",
+        _analyze,
+        help="what an OFDM receiver sees in a recording: frames, SNR, clock offset, a picture",
+        epilog="example:\n  audionet modem analyze rx.wav --plot rx.png\n"
+        "(the plot needs matplotlib: pip install 'audionet[plot]')",
+    )
+    p.add_argument("wav", type=Path, help="recording (WAV, 8 kHz for ofdm-phone)")
+    p.add_argument("--plot", type=Path, default=None, help="write the picture to this PNG")
+    p.add_argument("--phy", choices=PHYS[:2], default=None, help="profile (default: by rate)")
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from audionet.modem import probe
+
+    if args.audio is None:
+        result = probe.probe_simulated(
+            _channel(args.channel) or "clean", args.phy, args.margin, args.seed, args.count
+        )
+    else:
+        from audionet.modem.apps import PingClient
+        from audionet.modem.link import ModemEndpoint, Station
+        from audionet.modem.loopback import make_phy
+        from audionet.modem.proto.host import ConnectionHost
+        from audionet.modem.proto.ping import Pinger
+
+        phy = make_phy(args.phy, args.rate, margin=args.margin)
+        app = PingClient(Pinger(_peer(args.peer), count=args.count, interval=0.5))
+        station = Station(ModemEndpoint(ConnectionHost(_peer(args.address).host), phy), [app])
+        _run(args, station, serve=False)
+        result = probe.report(phy, args.margin, len(app.replies))  # type: ignore[arg-type]
+    print("\n".join(result.lines()))
+    return 0 if result.outbound.mode and result.inbound.mode else 1
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from audionet.modem.analyze import analyze_wav, plot
+
+    result = analyze_wav(args.wav, args.phy)
+    print("\n".join(result.lines()))
+    if args.plot is not None:
+        plot(result, args.plot)
+        print(f"picture -> {args.plot}")
+    return 0 if result.frames else 1
 
 
 def _phy_options(p: argparse.ArgumentParser) -> None:
@@ -176,7 +249,7 @@ def _link_options(p: argparse.ArgumentParser) -> None:
         "--frame-size",
         type=int,
         default=None,
-        help="payload bytes per frame (default: ofdm 16384, ofdm-phone 4096, manchester 512)",
+        help="payload bytes per frame (default: ofdm 16384, ofdm-phone 8192, manchester 512)",
     )
     p.add_argument("--window", type=int, default=16, help="frames in flight (1-33)")
     p.add_argument("--stop-and-wait", action="store_true", help="the original's link design")

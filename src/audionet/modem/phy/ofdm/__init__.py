@@ -43,9 +43,10 @@ __all__ = [
 #: (64-QAM rate 3/4 needs about 17 dB; the cable's carriers measure 35-41 dB) and, on the phone
 #: profile, ``phone`` (about 30 dB).
 DEFAULT_MODE = {"ofdm": "qam64-3/4", "ofdm-phone": "qam64-3/4"}
-#: Payload bytes per frame the link layer should use by default: a frame of about 1 s at the top
-#: rate, so the 0.2 s of preamble and header cost little, and a lost frame not much.
-SUGGESTED_PAYLOAD = {"ofdm": 16384, "ofdm-phone": 4096}
+#: Payload bytes per frame the link layer should use by default: about 1 s (cable) or 3 s (phone)
+#: at the top rate, so the preamble and header (0.2 s, 0.35 s) cost about a tenth, and a lost frame
+#: not much more.
+SUGGESTED_PAYLOAD = {"ofdm": 16384, "ofdm-phone": 8192}
 
 
 class OfdmPhy:
