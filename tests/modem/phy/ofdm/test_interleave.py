@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audionet.errors import ConfigError
-from audionet.modem.phy.ofdm.interleave import Interleaver
+from audionet.modem.phy.ofdm.interleave import CACHED_PERMUTATIONS, Interleaver, _permutation
 
 SIZES = [
     (1, 1),
@@ -111,3 +111,10 @@ def test_wrong_length_is_a_config_error() -> None:
         il.forward(np.zeros(99))
     with pytest.raises(ConfigError, match="100 bits"):
         il.inverse(np.zeros((2, 101)))
+
+
+def test_permutation_cache_is_bounded() -> None:
+    # A link sees frames of many sizes: the cache must not keep every permutation ever built.
+    for n_bits in range(1000, 1000 + 2 * CACHED_PERMUTATIONS):
+        Interleaver(n_bits, 480)
+    assert _permutation.cache_info().currsize <= CACHED_PERMUTATIONS

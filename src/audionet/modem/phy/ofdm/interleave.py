@@ -81,7 +81,11 @@ class Interleaver:
         return array
 
 
-@functools.cache
+#: Permutations kept (a frame's can be hundreds of kB, and a link sees frames of many sizes).
+CACHED_PERMUTATIONS = 32
+
+
+@functools.lru_cache(maxsize=CACHED_PERMUTATIONS)
 def _permutation(n_bits: int, row_bits: int) -> NDArray[np.intp]:
     rows = -(-n_bits // row_bits)
     last = n_bits - (rows - 1) * row_bits
@@ -101,7 +105,7 @@ def _permutation(n_bits: int, row_bits: int) -> NDArray[np.intp]:
     return permutation
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def _row_map(length: int) -> tuple[int, int]:
     """Multiplier ``a`` and row rotation ``c`` for rows of ``length`` positions."""
     if length <= 2:
