@@ -12,6 +12,7 @@ import functools
 import numpy as np
 import numpy.typing as npt
 
+from audionet.modem.phy.ofdm import resample_kernel
 from audionet.modem.phy.ofdm.profile import OfdmProfile
 
 F32 = npt.NDArray[np.float32]
@@ -60,17 +61,25 @@ class Interpolator:
         self._table = (table / table.sum(axis=1, keepdims=True)).astype(np.float64)
         self._offsets = np.arange(taps, dtype=np.int64) - (half_width - 1)
 
-    def __call__(self, x: F64, positions: F64) -> F64:
-        """``x`` interpolated at ``positions`` (indices into ``x``; outside it counts as silence)."""
+    def __call__(self, x: F64, positions: F64, compiled: bool = True) -> F64:
+        """``x`` interpolated at ``positions`` (indices into ``x``; outside it counts as silence).
+
+        ``compiled=False`` uses the numpy version even where numba is available (for tests)."""
         base = np.floor(positions)
         phase = np.rint((positions - base) * self.phases).astype(np.int64)
         base = base.astype(np.int64) + (phase == self.phases)
         phase %= self.phases
         pad = self.lead + 1
         xp = np.concatenate((np.zeros(pad), x, np.zeros(pad)))
-        idx = np.clip(base + pad, 0, xp.size - 1)[:, None] + self._offsets[None, :]
-        np.clip(idx, 0, xp.size - 1, out=idx)
-        out: F64 = np.einsum("ij,ij->i", xp[idx], self._table[phase])
+        # First input of each output's taps, kept inside the padded input.
+        first = np.clip(base + pad + self._offsets[0], 0, xp.size - self._offsets.size)
+        kernel = resample_kernel.compiled() if compiled else None
+        if kernel is not None:
+            out: F64 = np.empty(positions.size)
+            kernel(xp, first, phase, self._table, out)
+            return out
+        idx = first[:, None] + np.arange(self._offsets.size)[None, :]
+        out = np.einsum("ij,ij->i", xp[idx], self._table[phase])
         return out
 
 

@@ -5,7 +5,7 @@ On the air, at the profile's rate: the sync symbol and two training symbols
 (:mod:`~audionet.modem.phy.ofdm.header`), the payload's symbols in the frame's mode
 (:mod:`~audionet.modem.phy.ofdm.coding`), each with its cyclic prefix and the pilots on their
 carriers, then ``gap`` samples of silence. Samples are float32 at the profile's RMS level,
-clipped to [-1, 1] (an OFDM peak reaches 1.0 about once a minute at the default level).
+clipped to [-1, 1] (6 standard deviations at the default level: practically never reached).
 """
 
 from __future__ import annotations
