@@ -106,3 +106,13 @@ def test_a_fixed_mode_is_kept() -> None:
     phy = OfdmPhy("ofdm", mode="qam16-2/3")
     phy.link.heard(np.full(P.layout.used.size, 1e4), feedback(40.0), True)
     assert str(phy.link.tx_mode()) == "qam16-2/3"
+
+
+def test_a_station_ignores_its_own_frames_on_a_shared_line() -> None:
+    link = LinkState(P)
+    mine = Header(500, Mode.parse("qam64-3/4", P), Feedback((12.0,) * P.groups, 3))
+    link.sent(mine)
+    link.heard(np.full(P.layout.used.size, 10.0), mine, False)  # our own echo
+    assert link.frames_heard == 0 and link.peer is None and link.feedback() is None
+    link.heard(np.full(P.layout.used.size, 1e3), feedback(30.0), True)
+    assert link.frames_heard == 1 and link.peer is not None

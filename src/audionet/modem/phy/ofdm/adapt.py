@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from audionet.modem.phy.ofdm.header import Feedback, Header
+from audionet.modem.phy.ofdm.header import Feedback, Header, pack
 from audionet.modem.phy.ofdm.mode import LOADS, RATE_VALUES, RATES, Mode
 from audionet.modem.phy.ofdm.profile import OfdmProfile
 
@@ -106,11 +106,18 @@ class LinkState:
         self.peer: PeerReport | None = None
         self._reports_since_step = 4
         self.frames_heard = 0
+        self._sent_headers: deque[bytes] = deque(maxlen=HISTORY)
 
     # -- receive side ----------------------------------------------------------------------
 
     def heard(self, snr: F64, header: Header, ok: bool) -> None:
-        """A frame from the peer: its per-carrier SNR, its header, whether its payload decoded."""
+        """A frame from the peer: its per-carrier SNR, its header, whether its payload decoded.
+
+        On a shared (half-duplex) line a station also hears its own frames: a header equal to one
+        it sent recently is its own echo and teaches nothing about the peer.
+        """
+        if pack(self.profile, header).tobytes() in self._sent_headers:
+            return
         self.frames_heard += 1
         # The median of the last three frames per carrier: one frame hit by a burst does not
         # move it, a line that changed moves it within two frames.
@@ -159,7 +166,9 @@ class LinkState:
         mode = choose(self.profile, self.peer.feedback.snr_db, self.margin + self.extra + silent)
         return mode or Mode.uniform(self.profile, 1, "1/2", top=self.profile.start_band)
 
-    def sent(self) -> None:
-        """We sent a frame (ages the peer's report)."""
+    def sent(self, header: Header | None = None) -> None:
+        """We sent a frame with ``header`` (ages the peer's report)."""
+        if header is not None:
+            self._sent_headers.append(pack(self.profile, header).tobytes())
         if self.peer is not None:
             self.peer.sent_since += 1
