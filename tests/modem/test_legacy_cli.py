@@ -214,6 +214,6 @@ def test_decode_counts_frames_whose_header_checksum_fails(
     parts.append(np.zeros(4410, np.float32))
     wav = tmp_path / "rx.wav"
     write_wav(wav, AudioFormat(44100, 1, 1 if legacy else 2), to_pcm(np.concatenate(parts)))
-    flag = ["--legacy"] if legacy else []
+    flag = ["--legacy"] if legacy else ["--phy", "manchester"]  # ofdm is the default PHY
     assert main(["modem", "decode", str(wav), "-o", str(tmp_path / "out"), *flag]) == 1
     assert "2 frames good, 1 bad" in capsys.readouterr().out

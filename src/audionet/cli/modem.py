@@ -25,6 +25,7 @@ from audionet.errors import ConfigError, TransferError
 
 console = Console(stderr=True)
 CHANNELS = ("none", "clean", "cable", "cable-hard", "phone")
+PHYS = ("ofdm", "ofdm-phone", "manchester")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,8 +33,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         sub,
         "modem",
         help="a reliable link over an analog audio cable (a software modem)",
-        description="A reliable link over an analog audio cable: Manchester line code, frames with "
-        "CRC-32,\nconnections with a selective-repeat window, ping and file transfer.",
+        description="A reliable link over an analog audio cable or a phone line: OFDM with LDPC "
+        "and rate adaptation\n(or the original Manchester line code), frames with CRC-32, "
+        "connections with a\nselective-repeat window, ping and file transfer.",
         epilog="examples:\n  audionet modem loopback photo.jpg -o copy.jpg --channel cable-hard\n"
         "  audionet modem listen --audio cable:127.0.0.1:7700 --root shared/",
     )
@@ -42,7 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "loopback",
         _loopback,
         help="send a file between two simulated stations over a simulated cable",
-        epilog="example:\n  audionet modem loopback photo.jpg -o copy.jpg --channel cable --window 16",
+        epilog="example:\n  audionet modem loopback photo.jpg -o copy.jpg --channel cable --window 16\n"
+        "  audionet modem loopback photo.jpg -o copy.jpg --channel phone --phy ofdm-phone",
     )
     p.add_argument("file", type=Path, help="file to send")
     p.add_argument("-o", "--output", type=Path, required=True, help="where the receiver stores it")
@@ -77,7 +80,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "decode",
         _decode,
         help="recover the bytes of the frames in a WAV file",
-        epilog="example:\n  audionet modem decode rx.wav -o notes.txt",
+        epilog="example:\n  audionet modem decode rx.wav -o notes.txt\n"
+        "  (OFDM frames name their own mode; the sample rate is the WAV file's)",
     )
     p.add_argument("wav", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="file to write")
@@ -132,12 +136,119 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--count", type=int, default=4)
     p.add_argument("--interval", type=float, default=1.0, help="seconds between pings")
     _peer_options(p)
+    _register_ofdm_tools(group)
+
+
+def _register_ofdm_tools(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``probe`` and ``analyze``: the OFDM line measured, and what a receiver saw in a recording."""
+    p = add_command(
+        group,
+        "probe",
+        _probe,
+        help="measure the SNR per carrier both ways and pick each direction's OFDM mode",
+        epilog="examples:\n  audionet modem probe --channel cable-hard\n"
+        "  audionet modem probe --channel phone --phy ofdm-phone --margin 4\n"
+        "  audionet modem probe --audio cable:127.0.0.1:7700 --peer 2   (a 'modem listen' there)",
+    )
+    p.add_argument("--channel", choices=CHANNELS, default="cable", help="simulated line (cable)")
+    p.add_argument(
+        "--audio", default=None, help="probe a real station ('device' or 'cable:HOST:PORT') "
+        "instead of a simulated one",
+    )  # fmt: skip
+    p.add_argument("--phy", choices=PHYS[:2], default="ofdm", help="OFDM profile (ofdm)")
+    p.add_argument("--rate", type=int, default=None, help="sample rate in Hz (the profile's)")
+    p.add_argument("--margin", type=float, default=3.0, help="dB of SNR kept in reserve (3)")
+    p.add_argument("--count", type=int, default=3, help="pings to exchange (3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated line's noise")
+    p.add_argument("--peer", default="2:21", help="the listening station's HOST[:PORT]")
+    p.add_argument("--address", default="1", help="our host byte (default 1)")
+    p.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
+
+    p = add_command(
+        group,
+        "analyze",
+        _analyze,
+        help="what an OFDM receiver sees in a recording: frames, SNR, clock offset, a picture",
+        epilog="example:\n  audionet modem analyze rx.wav --plot rx.png\n"
+        "(the plot needs matplotlib: pip install 'audionet[plot]')",
+    )
+    p.add_argument("wav", type=Path, help="recording (WAV, 8 kHz for ofdm-phone)")
+    p.add_argument("--plot", type=Path, default=None, help="write the picture to this PNG")
+    p.add_argument("--phy", choices=PHYS[:2], default=None, help="profile (default: by rate)")
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from audionet.modem import probe
+
+    if args.audio is None:
+        result = probe.probe_simulated(
+            _channel(args.channel) or "clean", args.phy, args.margin, args.seed, args.count
+        )
+    else:
+        from audionet.modem.apps import PingClient
+        from audionet.modem.link import ModemEndpoint, Station
+        from audionet.modem.loopback import make_phy
+        from audionet.modem.proto.host import ConnectionHost
+        from audionet.modem.proto.ping import Pinger
+
+        phy = make_phy(args.phy, args.rate, margin=args.margin)
+        app = PingClient(Pinger(_peer(args.peer), count=args.count, interval=0.5))
+        station = Station(ModemEndpoint(ConnectionHost(_peer(args.address).host), phy), [app])
+        _run(args, station, serve=False)
+        result = probe.report(phy, args.margin, len(app.replies))  # type: ignore[arg-type]
+    print("\n".join(result.lines()))
+    return 0 if result.outbound.mode and result.inbound.mode else 1
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from audionet.modem.analyze import analyze_wav, plot
+
+    result = analyze_wav(args.wav, args.phy)
+    print("\n".join(result.lines()))
+    if args.plot is not None:
+        plot(result, args.plot)
+        print(f"picture -> {args.plot}")
+    return 0 if result.frames else 1
 
 
 def _phy_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bit-length", type=float, default=8, help="samples per bit (default 8)")
-    p.add_argument("--rate", type=int, default=44100, help="sample rate in Hz (default 44100)")
+    p.add_argument("--bit-length", type=float, default=8, help="manchester: samples per bit (8)")
+    _rate_option(p)
     p.add_argument("--legacy", action="store_true", help="the original implementation's frames")
+    _ofdm_options(p)
+
+
+def _rate_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rate",
+        type=int,
+        default=None,
+        help="sample rate in Hz (default: the PHY's: ofdm 48000 (or 44100), ofdm-phone 8000, "
+        "manchester 44100)",
+    )
+
+
+def _ofdm_options(p: argparse.ArgumentParser) -> None:
+    """The physical layer and, for OFDM, its mode (added to every command that runs a modem)."""
+    p.add_argument(
+        "--phy",
+        choices=PHYS,
+        default="ofdm",
+        help="physical layer: ofdm (audio cables, the default), ofdm-phone (telephone lines, "
+        "8 kHz, G.711), manchester (the original line code; --legacy implies it)",
+    )
+    p.add_argument(
+        "--mode",
+        default="auto",
+        help="OFDM payload mode: auto (rate adaptation; 'encode' uses qam64-3/4) or a fixed one, "
+        "e.g. qam256-5/6, qam1024-3/4, qpsk-1/2",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=3.0,
+        help="OFDM rate adaptation: dB of SNR kept in reserve (default 3)",
+    )
 
 
 def _link_options(p: argparse.ArgumentParser) -> None:
@@ -145,7 +256,10 @@ def _link_options(p: argparse.ArgumentParser) -> None:
         "--frame-size",
         type=int,
         default=None,
-        help="payload bytes per frame (512; with --legacy 256, at most 32767)",
+        help=(
+            "payload bytes per frame (default: ofdm 16384, ofdm-phone 8192, manchester 512; "
+            "with --legacy 256, at most 32767)"
+        ),
     )
     p.add_argument(
         "--window", type=int, default=16, help="frames in flight (1-33; --legacy: always 1)"
@@ -160,8 +274,9 @@ def _realtime_options(p: argparse.ArgumentParser) -> None:
         help="'device' (sound card) or 'cable:HOST:PORT' (virtual cable to another process)",
     )
     p.add_argument("--channel", choices=CHANNELS, default="cable", help="simulated line (cable)")
-    p.add_argument("--bit-length", type=float, default=8, help="samples per bit (default 8)")
-    p.add_argument("--rate", type=int, default=44100, help="sample rate in Hz (default 44100)")
+    p.add_argument("--bit-length", type=float, default=8, help="manchester: samples per bit (8)")
+    _rate_option(p)
+    _ofdm_options(p)
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     p.add_argument(
         "--legacy",
@@ -185,10 +300,11 @@ def _peer_options(p: argparse.ArgumentParser) -> None:
 
 def _frame_size(args: argparse.Namespace) -> int:
     """``--frame-size``, or the default of the protocol; checked against the legacy limit."""
+    from audionet.modem.phy.ofdm import SUGGESTED_PAYLOAD
     from audionet.modem.proto.frame import MAX_LEGACY_PAYLOAD
 
     legacy = getattr(args, "legacy", False)
-    size: int = args.frame_size or (256 if legacy else 512)
+    size: int = args.frame_size or (256 if legacy else SUGGESTED_PAYLOAD.get(_phy_name(args), 512))
     if legacy and size > MAX_LEGACY_PAYLOAD:
         raise ConfigError(
             f"--legacy --frame-size {size}: the original reads the payload length as a signed "
@@ -211,6 +327,10 @@ def _config(args: argparse.Namespace) -> Any:
     if args.stop_and_wait:
         return ArqConfig.stop_and_wait(size)
     return ArqConfig(window=args.window, max_payload=size)
+
+
+def _phy_name(args: argparse.Namespace) -> str:
+    return "manchester" if args.legacy else str(args.phy)
 
 
 def _channel(name: str) -> str | None:
@@ -247,6 +367,9 @@ def _loopback(args: argparse.Namespace) -> int:
             args.file,
             args.output,
             channel=_channel(args.channel),
+            phy=_phy_name(args),
+            mode=args.mode,
+            margin=args.margin,
             samples_per_bit=args.bit_length,
             sample_rate=args.rate,
             config=config,
@@ -257,7 +380,10 @@ def _loopback(args: argparse.Namespace) -> int:
             legacy=args.legacy,
         )
     same = args.output.exists() and _sha256(args.output) == _sha256(args.file)
-    print(f"sent {result.size} bytes over '{args.channel}' in {result.seconds:.1f} s of air time")
+    print(
+        f"sent {result.size} bytes over '{args.channel}' with {_phy_name(args)} "
+        f"in {result.seconds:.1f} s of air time"
+    )
     print(
         f"goodput {result.goodput / 1000:.2f} kbit/s, {result.frames_sent} frames, "
         f"{result.retransmissions} retransmissions, {result.frames_bad} damaged frames heard"
@@ -273,16 +399,18 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _phy(args: argparse.Namespace, *, wav: bool = False) -> Any:
-    from audionet.modem.phy import get_phy
+def _phy(args: argparse.Namespace, mode: str | None = None, *, wav: bool = False) -> Any:
+    from audionet.modem.loopback import make_phy
 
     # the original plays a third of full scale on a sound card, full scale into a WAV file
     amplitude = 1.0 if wav and args.legacy else None
-    return get_phy(
-        "manchester",
-        sample_rate=args.rate,
-        samples_per_bit=args.bit_length,
+    return make_phy(
+        _phy_name(args),
+        args.rate,
+        args.bit_length,
+        mode or args.mode,
         legacy=args.legacy,
+        margin=args.margin,
         amplitude=amplitude,
     )
 
@@ -307,16 +435,30 @@ def _encode(args: argparse.Namespace) -> int:
         )
         for i, chunk in enumerate(chunks)
     ]
-    seconds = encode_wav(frames, args.output, _phy(args, wav=True), profile, eight_bit=args.legacy)
+    phy = _phy(args, _encode_mode(args), wav=True)
+    seconds = encode_wav(frames, args.output, phy, profile, eight_bit=args.legacy)
     print(f"{len(data)} bytes in {len(frames)} frames, {seconds:.2f} s of audio -> {args.output}")
     return 0
 
 
+def _encode_mode(args: argparse.Namespace) -> str:
+    """One way there is no feedback to adapt to: ``auto`` means the profile's default mode."""
+    from audionet.modem.phy.ofdm import DEFAULT_MODE
+
+    if args.mode != "auto":
+        return str(args.mode)
+    return DEFAULT_MODE.get(_phy_name(args), "auto")
+
+
 def _decode(args: argparse.Namespace) -> int:
+    from audionet.audio.wav import open_wav
     from audionet.modem.backends import decode_wav
     from audionet.modem.proto.frame import Flags, get_profile
 
     profile = get_profile("legacy" if args.legacy else "audionet")
+    if args.rate is None and _phy_name(args) != "manchester":
+        with open_wav(args.wav) as w:
+            args.rate = w.getframerate()  # OFDM: the file's rate (48000, 44100, 8000)
     result = decode_wav(args.wav, _phy(args), profile)
     modulo = 256 if args.legacy else 0x10000
     data = bytearray()
@@ -369,7 +511,7 @@ def _run(
     async def once() -> bool:
         if serve:
             console.print(f"waiting for the other end of the cable ({args.audio}) ...")
-        port = await open_audio(args.audio, args.rate, _channel(args.channel), serve)
+        port = await open_audio(args.audio, station.endpoint.rate, _channel(args.channel), serve)
         try:
             return await run_realtime(station, port, until=until, on_tick=on_tick)
         finally:

@@ -1,7 +1,7 @@
 """A file transfer between two simulated stations on a simulated cable, in virtual time.
 
 Used by ``audionet modem loopback``, the demo, the throughput benchmark and the tests: station 1
-sends a file to station 2's file server through the Manchester PHY and the channel simulator, and
+sends a file to station 2's file server through a PHY (Manchester, OFDM) and the channel simulator, and
 the result says how long it took in air time, how many frames went out and whether it arrived whole.
 """
 
@@ -17,7 +17,7 @@ from audionet.modem.apps import FILE_PORT, FileClient, FileServer
 from audionet.modem.backends import SimulatedCable
 from audionet.modem.legacyapps import LegacyFileClient, LegacyFileServer
 from audionet.modem.link import ModemEndpoint, Station
-from audionet.modem.phy import get_phy
+from audionet.modem.phy import Phy, get_phy
 from audionet.modem.proto.arq import ArqConfig
 from audionet.modem.proto.files import FileReceived
 from audionet.modem.proto.frame import AUDIONET, LEGACY, Address
@@ -49,8 +49,11 @@ def run_loopback(
     output: Path,
     *,
     channel: str | None = "cable",
+    phy: str = "manchester",
+    mode: str = "auto",
+    margin: float | None = None,
     samples_per_bit: float = 8,
-    sample_rate: int = 44100,
+    sample_rate: int | None = None,
     config: ArqConfig | LegacyConfig | None = None,
     seed: int = 0,
     latency: float = 0.0,
@@ -63,9 +66,11 @@ def run_loopback(
 
     ``latency`` delays each direction (sound-card buffers; real ones add 50-500 ms);
     ``half_duplex`` puts both stations on one shared line with carrier sense.
-    ``progress(done, total, air_seconds)`` is called as data arrives. ``legacy``: both stations
-    speak the original's protocol (frames, line, stop-and-wait, ``FTP_*``; ``config`` a
-    :class:`LegacyConfig`), full duplex only.
+    ``progress(done, total, air_seconds)`` is called as data arrives. ``phy`` names the physical
+    layer (``manchester``, ``ofdm``, ``ofdm-phone``); ``mode`` is the OFDM mode (``auto`` adapts).
+    Without ``config``, frames are as large as the PHY suggests (:func:`default_config`).
+    ``legacy``: both stations speak the original's protocol (Manchester frames and line,
+    stop-and-wait, ``FTP_*``; ``config`` a :class:`LegacyConfig`), full duplex only.
     """
     if legacy:
         if half_duplex:
@@ -74,9 +79,10 @@ def run_loopback(
             raise ConfigError("a legacy loopback takes a LegacyConfig")
     elif isinstance(config, LegacyConfig):
         raise ConfigError("a LegacyConfig needs legacy=True")
-    phy = get_phy(
-        "manchester", sample_rate=sample_rate, samples_per_bit=samples_per_bit, legacy=legacy
-    )
+    phys = [
+        make_phy(phy, sample_rate, samples_per_bit, mode, legacy=legacy, margin=margin)
+        for _ in range(2)
+    ]
     output.parent.mkdir(parents=True, exist_ok=True)
     size = source.stat().st_size
     cable: SimulatedCable | None = None
@@ -92,18 +98,20 @@ def run_loopback(
         lconfig = config if isinstance(config, LegacyConfig) else LegacyConfig()
         server = LegacyFileServer(output.parent, FILE_PORT)
         client = LegacyFileClient(Address(2, FILE_PORT), output.name, source.parent, local=source)
-        a = Station(ModemEndpoint(LegacyHost(1, lconfig, seed=seed), phy, LEGACY), [client])
-        b = Station(ModemEndpoint(LegacyHost(2, lconfig, seed=seed + 1), phy, LEGACY), [server])
+        a = Station(ModemEndpoint(LegacyHost(1, lconfig, seed=seed), phys[0], LEGACY), [client])
+        b = Station(ModemEndpoint(LegacyHost(2, lconfig, seed=seed + 1), phys[1], LEGACY), [server])
     else:
-        aconfig = config if isinstance(config, ArqConfig) else ArqConfig()
+        aconfig = config if isinstance(config, ArqConfig) else default_config(phys[0])
         server = FileServer(output.parent, progress=on_progress)
         client = FileClient(Address(2, FILE_PORT), output.name, source.parent, local=source)
         a = Station(
-            ModemEndpoint(ConnectionHost(1, aconfig, seed=seed, half_duplex=hd), phy, AUDIONET),
+            ModemEndpoint(ConnectionHost(1, aconfig, seed=seed, half_duplex=hd), phys[0], AUDIONET),
             [client],
         )
         b = Station(
-            ModemEndpoint(ConnectionHost(2, aconfig, seed=seed + 1, half_duplex=hd), phy, AUDIONET),
+            ModemEndpoint(
+                ConnectionHost(2, aconfig, seed=seed + 1, half_duplex=hd), phys[1], AUDIONET
+            ),
             [server],
         )
     cable = SimulatedCable(a, b, channel=channel, seed=seed, latency=latency, duplex=not hd)
@@ -133,6 +141,36 @@ def run_loopback(
         retransmissions=retx,
         error=error,
     )
+
+
+def make_phy(
+    name: str = "manchester",
+    sample_rate: int | None = None,
+    samples_per_bit: float = 8,
+    mode: str = "auto",
+    legacy: bool = False,
+    margin: float | None = None,
+    amplitude: float | None = None,
+) -> Phy:
+    """A station's PHY by name, with the options that apply to it (``legacy`` implies
+    Manchester; ``mode`` and ``margin`` are OFDM's; ``amplitude`` Manchester's peak level, by
+    default the PHY's own)."""
+    if name == "manchester" or legacy:
+        return get_phy(
+            "manchester",
+            sample_rate=sample_rate or 44100,
+            samples_per_bit=samples_per_bit,
+            legacy=legacy,
+            amplitude=amplitude,
+        )
+    if margin is None:
+        return get_phy(name, sample_rate=sample_rate, mode=mode)
+    return get_phy(name, sample_rate=sample_rate, mode=mode, margin=margin)
+
+
+def default_config(phy: Phy) -> ArqConfig:
+    """Link settings for ``phy``: its suggested frame size (512 bytes for Manchester)."""
+    return ArqConfig(max_payload=int(getattr(phy, "suggested_payload", 512)))
 
 
 def _sha(path: Path) -> bytes:

@@ -11,7 +11,8 @@ import audionet.modem.channel
 import audionet.modem.phy
 
 FORBIDDEN = {"asyncio", "socket", "time", "sounddevice", "threading", "selectors"}
-PACKAGES = [Path(audionet.modem.phy.__file__).parent, Path(audionet.modem.channel.__file__).parent]
+PHY = Path(audionet.modem.phy.__file__).parent
+PACKAGES = [PHY, PHY / "ofdm", Path(audionet.modem.channel.__file__).parent]
 
 
 @pytest.mark.parametrize("path", [p for d in PACKAGES for p in sorted(d.glob("*.py"))], ids=str)

@@ -1,10 +1,12 @@
 """Physical layers: frame bytes to audio samples and back (see :mod:`audionet.modem.phy.base`).
 
-``get_phy(name, **params)`` builds one by name; today there is ``manchester`` (the seed's line code).
+``get_phy(name, **params)`` builds one by name: ``manchester`` (the seed's line code), ``ofdm``
+(audio cables, :mod:`audionet.modem.phy.ofdm`) and ``ofdm-phone`` (telephone lines).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from audionet.errors import ConfigError
@@ -17,6 +19,7 @@ from audionet.modem.phy.base import (
     Samples,
 )
 from audionet.modem.phy.manchester import ManchesterPhy
+from audionet.modem.phy.ofdm import OfdmPhonePhy, OfdmPhy
 
 __all__ = [
     "PHYS",
@@ -24,6 +27,7 @@ __all__ = [
     "FrameLength",
     "ManchesterPhy",
     "Modulator",
+    "OfdmPhy",
     "Phy",
     "ReceivedFrame",
     "Samples",
@@ -31,11 +35,16 @@ __all__ = [
 ]
 
 #: Registered physical layers by name.
-PHYS: dict[str, type[ManchesterPhy]] = {"manchester": ManchesterPhy}
+PHYS: dict[str, Callable[..., Phy]] = {
+    "manchester": ManchesterPhy,
+    "ofdm": OfdmPhy,
+    "ofdm-phone": OfdmPhonePhy,
+}
 
 
 def get_phy(name: str, **params: Any) -> Phy:
-    """A physical layer by name, e.g. ``get_phy("manchester", samples_per_bit=10)``.
+    """A physical layer by name, e.g. ``get_phy("manchester", samples_per_bit=10)`` or
+    ``get_phy("ofdm", sample_rate=44100, mode="qam256-5/6")``.
 
     Raises :class:`ConfigError` for an unknown name or parameter.
     """
