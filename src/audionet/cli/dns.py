@@ -105,12 +105,21 @@ def cmd_play(args: argparse.Namespace) -> int:
     console.print(
         f"played {report.seconds:.1f} s (start-up {report.startup:.2f} s): {report.frames} frames, "
         f"{report.concealed} concealed, {report.underruns} underruns; {report.queries} queries, "
-        f"{report.failures} failed, {report.tcp_fallbacks} over TCP, {report.bytes} bytes",
+        f"{report.failures} failed, {report.tcp_fallbacks} over TCP, {report.bytes} bytes; "
+        f"{report.packs_lost} packs skipped",
         highlight=False,
     )
-    if report.target > args.target + 0.01:
+    if report.start_target > args.target + 1.0 and report.direct is False:
         console.print(
-            f"note: after underruns the buffer target grew from {args.target:.1f} s to "
+            f"note: v1 through a resolver buffers {report.start_target:.1f} s before playing: the "
+            "resolver refreshes the sequence list only when its copy expires (10 s), and the "
+            "player never asks for a pack the list has not shown (a resolver would cache the "
+            "'no such name' and hide the pack after it appears)",
+            highlight=False,
+        )
+    if report.target > report.start_target + 0.01 and report.start_target:
+        console.print(
+            f"note: after underruns the buffer target grew from {report.start_target:.1f} s to "
             f"{report.target:.1f} s (start with a larger --target to avoid them)",
             highlight=False,
         )
