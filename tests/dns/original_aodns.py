@@ -75,6 +75,7 @@ class OriginalZone:
     asked: list[str] = field(default_factory=list)
     unlisted: list[str] = field(default_factory=list)
     raced: list[int] = field(default_factory=list)
+    unanswered: int = 0  #: queries that no longer parsed once stripped: no reply
     newest: int = -1
 
     def update(self, packs: list[v1.V1Pack]) -> None:
@@ -100,8 +101,10 @@ class OriginalZone:
         try:
             request = dns.message.from_wire(data.strip(_WHITESPACE))
         except (dns.exception.DNSException, ValueError, struct.error):
+            self.unanswered += 1
             return None
         if not request.question:
+            self.unanswered += 1
             return None
         q = request.question[0]
         reply = dns.message.Message(id=request.id)

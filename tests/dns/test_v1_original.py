@@ -65,3 +65,25 @@ async def test_v1_through_unbound_against_the_original_plays_a_minute_without_a_
     clicks = [i for i in bad if i - 1 not in bad]  # a skip can spoil two adjacent windows
     assert len(clicks) <= report.packs_lost
     assert len(bad) <= 2 * report.packs_lost
+
+
+async def test_v1_straight_from_the_original_looks_ahead_and_counts_nodata_as_probes() -> None:
+    """Without a resolver in between (the answers carry AA) nothing caches the original's NODATA:
+    the player looks ahead for the next pack, and "not there yet" counts as a probe."""
+    station = OriginalStation(ZONE)
+    async with station.running(prefill=5.0) as st:
+        box = SinkBox()
+        # (3 s: room for a retry after a query the original leaves unanswered, see below)
+        settings = ClientSettings(ZONE, version=1, target_seconds=3.0)
+        report = await Player(settings, DnsFetcher("127.0.0.1", st.port), box).run(6.0, give_up=10)
+    assert report.direct is True
+    assert report.probes > 3
+    # Only the queries the original left unanswered failed (timeouts, retried): it strips
+    # whitespace off raw queries, so one whose random ID starts with such a byte does not parse.
+    assert report.failures <= station.zone.unanswered
+    assert report.underruns == 0 and report.packs_lost == 0
+    assert station.zone.unlisted  # the look-ahead asked for packs not there yet
+    assert box.sink is not None
+    pcm, fmt = box.sink.pcm, box.sink.format
+    edge = fmt.bytes_for(0.5)  # the decoder starts mid-stream: its first frame fades in
+    assert tone_snr(pcm[edge:], fmt, 440) > 20
