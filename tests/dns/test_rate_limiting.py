@@ -108,6 +108,45 @@ async def test_a_burst_is_cut_to_the_bucket_and_other_networks_and_tcp_are_not(
         await server.close()
 
 
+@pytest.mark.parametrize("udp_io", ["asyncio", "mmsg"])
+async def test_many_networks_in_one_batch_each_get_their_own_bucket(udp_io: str) -> None:
+    """Twelve /24 networks interleaved (a batch of many sources: one bucket update a datagram),
+    30 queries each at once, 10 a second allowed: each gets its 10, then DROP/SLIP alternate."""
+    if udp_io == "mmsg" and mmsg.unavailable() is not None:
+        pytest.skip(f"no batched UDP here: {mmsg.unavailable()}")
+    server = DnsServer(zone().snapshot(), rrl=RateLimiter(RrlConfig(rate=10, slip=2)))
+    _, port = await server.start("127.0.0.1", 0, udp_io=udp_io)
+    socks = []
+    try:
+        for net in range(12):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((f"127.0.{20 + net}.1", 0))
+            s.setblocking(False)
+            socks.append(s)
+        for i in range(30):
+            for s in socks:
+                s.sendto(pack_query(i), ("127.0.0.1", port))
+        await asyncio.sleep(0.5)
+        for s in socks:
+            full = tc = 0
+            while True:
+                try:
+                    data = s.recv(65535)
+                except BlockingIOError:
+                    break
+                if dns.message.from_wire(data).flags & dns.flags.TC:
+                    tc += 1
+                else:
+                    full += 1
+            assert 10 <= full <= 12 and abs(tc - (30 - full) / 2) <= 1
+    finally:
+        for s in socks:
+            s.close()
+        await server.close()
+    m = server.metrics
+    assert m.rrl_slipped + m.rrl_dropped == 12 * 30 - m.total
+
+
 async def test_a_flood_is_held_to_the_rate_while_a_listener_behind_a_resolver_plays(
     tmp_path: Path,
 ) -> None:

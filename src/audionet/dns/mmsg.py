@@ -41,7 +41,6 @@ import socket
 import sys
 import time
 from array import array
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import itemgetter
@@ -82,7 +81,8 @@ _V4_WORD = 1
 _V6_WORDS = (1, 2)
 _SLOT_WORDS4 = _SOCKADDR_STORAGE // 4
 _SLOT_WORDS8 = _SOCKADDR_STORAGE // 8
-#: Up to this many distinct sources in a batch are counted with ``list.count`` (each a C loop).
+#: Up to this many distinct sources in a batch are counted with ``list.count`` (each a C loop) and
+#: their buckets asked once each; beyond, each datagram's bucket is asked in turn.
 FEW_SOURCES = 8
 #: No limiting this batch: every verdict is "answer".
 _ALL_ANSWER = repeat(Verdict.ANSWER)
@@ -348,19 +348,21 @@ class MmsgUdp:
             sources = self._names32[_V4_WORD : n * step : step].tolist()
         memo = server.networks
         now = time.monotonic()
-        short: dict[object, int] | None = None
-        # Datagrams per source: one C-level count each when there are few sources (the usual
-        # case: a batch comes from a handful of resolvers), a Counter otherwise.
         first = sources[0]
-        groups: Iterable[tuple[object, int]]
-        if sources.count(first) == n:
-            groups = ((first, n),)
+        if sources.count(first) == n:  # the usual batch under load: one busy resolver
+            groups: Iterable[tuple[object, int]] = ((first, n),)
         else:
             distinct = dict.fromkeys(sources)
-            if len(distinct) <= FEW_SOURCES:
-                groups = [(source, sources.count(source)) for source in distinct]
-            else:
-                groups = Counter(sources).items()
+            if len(distinct) > FEW_SOURCES:
+                # Many sources, mostly one datagram each: one bucket update per datagram.
+                keys = [memo.get(source, -1) for source in sources]
+                for i, key in enumerate(keys):
+                    if key == -1:
+                        keys[i] = server.network(sources[i], _packed(sources[i]))
+                return rrl.verdicts(keys, now) or _ALL_ANSWER
+            # A handful of sources: one C-level count and one bucket update each.
+            groups = [(source, sources.count(source)) for source in distinct]
+        short: dict[object, list[int]] | None = None  # source -> [answers left, network]
         for source, count in groups:
             key = memo.get(source, -1)
             if key == -1:
@@ -371,7 +373,7 @@ class MmsgUdp:
             if granted < count:
                 if short is None:
                     short = {}
-                short[source] = granted
+                short[source] = [granted, key]
         if short is None:
             return _ALL_ANSWER
         verdicts: list[Verdict] = []
@@ -379,11 +381,11 @@ class MmsgUdp:
             left = short.get(source)
             if left is None:
                 verdicts.append(Verdict.ANSWER)
-            elif left:
-                short[source] = left - 1
+            elif left[0]:
+                left[0] -= 1
                 verdicts.append(Verdict.ANSWER)
             else:
-                verdicts.append(rrl.limit())
+                verdicts.append(rrl.limit(left[1]))
         return verdicts
 
     def _point(self, j: int, i: int) -> None:

@@ -102,7 +102,7 @@ class DnsServer:
             key = self.network(host, socket.inet_pton(family, host.partition("%")[0]))
         if key is None or rrl.admit(key, 1, time.monotonic()):
             return Verdict.ANSWER
-        return rrl.limit()
+        return rrl.limit(key)
 
     def limited(self, data: bytes, verdict: Verdict) -> bytes | None:
         """What goes out instead of the answer to a limited query: a truncated reply or nothing."""

@@ -84,6 +84,14 @@ def test_allow_listed_networks_are_never_limited() -> None:
         RrlConfig(allow=("10.0.0.0/33",))
 
 
+def test_verdicts_for_a_run_of_responses() -> None:
+    rrl = RateLimiter(RrlConfig(rate=2, slip=2))
+    a, b = rrl.network(v4("192.0.2.1")), rrl.network(v4("198.51.100.1"))
+    assert rrl.verdicts([a, b, None, a], 0.0) is None  # all within the buckets: no list
+    got = rrl.verdicts([None, a, a, b, a, None], 0.0)
+    assert got == [Verdict.ANSWER, Verdict.DROP, Verdict.SLIP, Verdict.ANSWER, Verdict.DROP, 0]
+
+
 def test_bad_settings_are_refused() -> None:
     for kw in ({"rate": 0}, {"slip": -1}, {"ipv4_prefix": 0}, {"ipv6_prefix": 129}, {"burst": 0}):
         with pytest.raises(ValueError):

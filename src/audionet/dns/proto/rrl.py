@@ -11,7 +11,7 @@ DNS (``mod-rrl``), the server therefore limits the UDP responses each client *ne
   NSD counts responses per whole second and halves the previous second's count (its
   ``rate = rate/2 + counter``); a bucket refilled continuously gives the same long-run limit
   without the step at each second boundary, and needs only the current time.
-* A response without a token is *limited*. Every ``slip``-th limited response (default 2, as
+* A response without a token is *limited*. Every ``slip``-th limited response of a network (default 2, as
   NSD's ``rrl-slip`` and Knot's ``slip: 2``) is "slipped": sent as a truncated reply (TC=1, the
   question, no records; never larger than the query), so a real resolver asks again over TCP,
   which is never limited, while a forged victim gets nothing bigger than the attacker sent. The
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -108,9 +109,9 @@ class RateLimiter:
             (net.version, int(net.network_address), net.max_prefixlen - net.prefixlen)
             for net in map(parse_network, config.allow)
         ]
-        #: network key -> [tokens, time of that count], least recently seen first
+        #: network key -> [tokens, time of that count, limited responses so far (the slip
+        #: counter)], least recently seen first
         self._table: OrderedDict[int, list[float]] = OrderedDict()
-        self._limited = 0  # limited responses so far (the slip counter)
         #: networks pushed out of the full table before their bucket had refilled
         self.evicted = 0
 
@@ -138,11 +139,11 @@ class RateLimiter:
         entry = table.get(key)
         if entry is None:
             if len(table) >= self.config.table_size:
-                _, (old_tokens, old_t) = table.popitem(last=False)
+                _, (old_tokens, old_t, _) = table.popitem(last=False)
                 if old_tokens + (now - old_t) * self.rate < self.burst:
                     self.evicted += 1
             tokens = self.burst
-            entry = table[key] = [tokens, now]
+            entry = table[key] = [tokens, now, 0]
         else:
             table.move_to_end(key)
             elapsed = now - entry[1]
@@ -154,10 +155,27 @@ class RateLimiter:
         entry[0] = tokens - granted
         return granted
 
-    def limit(self) -> Verdict:
-        """The fate of the next limited response: every ``slip``-th one slips, others drop."""
-        self._limited += 1
-        if self.slip and self._limited % self.slip == 0:
+    def verdicts(self, keys: Iterable[int | None], now: float) -> list[Verdict] | None:
+        """One response for each key in turn (None: an allow-listed source): what to do with
+        each, or None when every one may be answered."""
+        out: list[Verdict] | None = None
+        admit = self.admit
+        for i, key in enumerate(keys):
+            if key is None or admit(key, 1, now):
+                if out is not None:
+                    out.append(Verdict.ANSWER)
+            else:
+                if out is None:
+                    out = [Verdict.ANSWER] * i
+                out.append(self.limit(key))
+        return out
+
+    def limit(self, key: int) -> Verdict:
+        """The fate of the next limited response to network ``key`` (just refused by
+        :meth:`admit`): every ``slip``-th one of that network slips, the others drop."""
+        entry = self._table[key]
+        entry[2] += 1
+        if self.slip and entry[2] % self.slip == 0:
             return Verdict.SLIP
         return Verdict.DROP
 
@@ -166,7 +184,7 @@ class RateLimiter:
         key = self.network(address)
         if key is None or self.admit(key, 1, now):
             return Verdict.ANSWER
-        return self.limit()
+        return self.limit(key)
 
 
 def slip_reply(query: bytes) -> bytes | None:
