@@ -196,7 +196,9 @@ def main() -> int:
         results = asyncio.run(main_async(args))
     rows = [
         f"{args.seconds:g} s of listening per case after a {args.warmup:g} s warm-up; Opus 16 kHz "
-        "60 ms ~20 kbit/s; client target fill 3 s (the default); unbound as a stub-zone resolver on loopback.",
+        "60 ms ~20 kbit/s; client target fill 3 s (the default; v1 through a resolver raises it to "
+        "~12.8 s, "
+        "see docs/dns.md); unbound as a stub-zone resolver on loopback.",
         "",
         "| case | audio s / query | queries/min (listener) | queries/min (at server) | "
         "start-up s | glass-to-glass s (median) | underruns | concealed |",
