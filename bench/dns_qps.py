@@ -8,7 +8,10 @@ single-threaded. Our server runs its default UDP I/O (``--udp-io auto``: batched
 Linux; ``--udp-io asyncio`` measures the event loop's per-datagram path instead). A third target, a
 uvloop UDP server that answers by flipping the QR bit and does no DNS work, shows the ceiling of a
 Python asyncio server that handles one datagram per callback, on the same machine in the same run.
-Prints a markdown table and writes it to ``bench/results/dns_qps.md``.
+With one process, our server is measured twice: with response rate limiting off (``--rrl-off``, as
+NSD here) and on at a rate far above what dnsperf offers (``--rrl-rate 10000000``: every query
+goes through the check, none is limited; the server's metrics confirm it), so the cost of the
+check shows. Prints a markdown table and writes it to ``bench/results/dns_qps.md``.
 
     .venv/bin/python bench/dns_qps.py            # ~1 minute
     .venv/bin/python bench/dns_qps.py --seconds 5 --rounds 1
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import dns.message
@@ -36,6 +40,9 @@ from audionet.dns.proto import names, v2
 
 ZONE = "bench.example.net"
 HERE = Path(__file__).resolve().parent
+#: Responses per second per network for the rate-limited run: far above dnsperf's load here
+#: (~150k q/s), so every query is checked and none limited.
+RRL_RATE = 10_000_000
 
 
 def query(port: int, name: str, rdtype: str = "TXT") -> dns.message.Message:
@@ -173,23 +180,56 @@ def main() -> int:
     return 0
 
 
+def start_ours(
+    procs: int, args: argparse.Namespace, *extra: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "audionet", "-q", "dns", "serve", ZONE, "--port", str(port)]
+    cmd += ["--packs", "2000", "--workers", str(procs), "--udp-io", args.udp_io, *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), port
+
+
+def rrl_counts(metrics_port: int) -> tuple[float, float]:
+    """(slipped, dropped) from a server's Prometheus endpoint."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read()
+    values = {}
+    for line in text.decode().splitlines():
+        if line.startswith("aodns_rrl_"):
+            name, value = line.split()
+            values[name] = float(value)
+    return values["aodns_rrl_slipped_total"], values["aodns_rrl_dropped_total"]
+
+
 def measure(procs: int, args: argparse.Namespace, nsd_bin: str) -> str:
     """One comparison: our server with ``procs`` processes against NSD with ``procs`` servers."""
     work = Path(tempfile.mkdtemp(prefix="dns_qps_"))
-    port = free_port()
-    cmd = [sys.executable, "-m", "audionet", "-q", "dns", "serve", ZONE, "--port", str(port)]
-    cmd += ["--packs", "2000", "--workers", str(procs), "--udp-io", args.udp_io]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server, port = start_ours(procs, args, "--rrl-off")
+    limited: subprocess.Popen[bytes] | None = None
+    rrl_port = rrl_metrics = 0
+    if procs == 1:
+        rrl_metrics = free_port()
+        limited, rrl_port = start_ours(
+            procs, args, "--rrl-rate", str(RRL_RATE), "--metrics-port", str(rrl_metrics)
+        )
     echo: subprocess.Popen[bytes] | None = None
-    targets = ["aodns", "nsd"] + (["echo"] if procs == 1 else [])
+    targets = ["aodns", "nsd"] + (["aodns-rrl", "echo"] if procs == 1 else [])
+    slipped = dropped = float("nan")
     try:
         wait_server(port, server)
+        if limited is not None:
+            wait_server(rrl_port, limited)
         time.sleep(6)  # let a dozen packs accumulate
         lines, qnames = snapshot_records(port)
         (work / "nsd").mkdir()
         (work / "nsd" / f"{ZONE}.zone").write_text("\n".join(lines) + "\n")
         datafile = work / "queries.txt"
         datafile.write_text("".join(f"{q} TXT\n" for q in qnames))
+        datafiles = {"aodns": datafile, "nsd": datafile, "echo": datafile}
+        if limited is not None:
+            # The same mix of the second server's own records (its run has its own epoch).
+            _, rrl_names = snapshot_records(rrl_port)
+            datafiles["aodns-rrl"] = work / "queries-rrl.txt"
+            datafiles["aodns-rrl"].write_text("".join(f"{q} TXT\n" for q in rrl_names))
         echo_port = free_port()
         if procs == 1:
             echo = subprocess.Popen([sys.executable, "-c", ECHO, str(echo_port)])
@@ -197,24 +237,25 @@ def measure(procs: int, args: argparse.Namespace, nsd_bin: str) -> str:
             # Every name but the index, which our live stream rewrites with each new pack.
             idx_name = names.v2_index_name(ZONE, "main")
             same = all(same_answer(port, nsd_port, q) for q in sorted(set(qnames) - {idx_name}))
-            ports = {"aodns": port, "nsd": nsd_port, "echo": echo_port}
+            ports = {"aodns": port, "nsd": nsd_port, "echo": echo_port, "aodns-rrl": rrl_port}
             results: dict[tuple[bool, str], list[dict[str, float]]] = {}
             clients = args.clients * procs
             for _ in range(args.rounds):
                 for edns in (False, True):
                     for who in targets:
-                        r = dnsperf(ports[who], datafile, args.seconds, clients, edns)
+                        r = dnsperf(ports[who], datafiles[who], args.seconds, clients, edns)
                         results.setdefault((edns, who), []).append(r)
                         print(
-                            f"  {procs}p {who:5} edns={edns!s:5} {r['qps']:9.0f} q/s",
+                            f"  {procs}p {who:9} edns={edns!s:5} {r['qps']:9.0f} q/s",
                             file=sys.stderr,
                         )
+        if limited is not None:
+            slipped, dropped = rrl_counts(rrl_metrics)
     finally:
-        server.terminate()
-        server.wait(10)
-        if echo is not None:
-            echo.terminate()
-            echo.wait(10)
+        for proc in (server, limited, echo):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
         shutil.rmtree(work, ignore_errors=True)
     uv = "uvloop" if _has_uvloop() else "asyncio"
     io = udp_io_used(args.udp_io)
@@ -222,7 +263,8 @@ def measure(procs: int, args: argparse.Namespace, nsd_bin: str) -> str:
         f"**{procs} process{'es' if procs > 1 else ''}** (ours: `--workers {procs}`; NSD: "
         f"`server-count: {procs}`). Query mix: {len(qnames)} names (1 index : 1 config : 8 packs), "
         f"{len(lines)} records; answers identical on both servers: {'yes' if same else 'NO'}; "
-        f"our server on {uv} with UDP I/O {io}; {args.rounds} alternating rounds of {args.seconds:g} s, "
+        f"our server on {uv} with UDP I/O {io}, response rate limiting off (`--rrl-off`; NSD: "
+        f"`rrl-ratelimit: 0`); {args.rounds} alternating rounds of {args.seconds:g} s, "
         f"{args.clients * procs} dnsperf clients, best round shown."
     )
     rows = [head, ""]
@@ -239,18 +281,34 @@ def measure(procs: int, args: argparse.Namespace, nsd_bin: str) -> str:
             "| lost (ours / NSD) |",
             "|---|---:|---:|---:|---:|---:|",
         ]
+    best = {k: max(v, key=lambda r: r["qps"]) for k, v in results.items()}
     for edns in (False, True):
-        a = max(results[(edns, "aodns")], key=lambda r: r["qps"])
-        n = max(results[(edns, "nsd")], key=lambda r: r["qps"])
+        a, n = best[(edns, "aodns")], best[(edns, "nsd")]
         label = "on (4096)" if edns else "off (512, packs truncated)"
         row = f"| {label} | {a['qps']:.0f} | {n['qps']:.0f} | {a['qps'] / n['qps']:.0%} | "
         if procs == 1:
-            e = max(results[(edns, "echo")], key=lambda r: r["qps"])
+            e = best[(edns, "echo")]
             row += f"{e['qps']:.0f} | {a['qps'] / e['qps']:.0%} | "
         row += f"{a['resp_size']:.0f} / {n['resp_size']:.0f} | {a['lost']:.0f} / {n['lost']:.0f} |"
         rows.append(row)
     if procs == 1:
-        rows += ["", ECHO_NOTE[io.startswith("mmsg")]]
+        rows += ["", ECHO_NOTE[io.startswith("mmsg")], ""]
+        rows += [
+            f"**With response rate limiting on** (`--rrl-rate {RRL_RATE}`: every query is "
+            "checked against its network's bucket, none is limited: the server counted "
+            f"{slipped:.0f} slipped and {dropped:.0f} dropped answers). NSD as above.",
+            "",
+            "| EDNS | AoDNS q/s, limiting off | AoDNS q/s, limiting on | on / off | NSD q/s "
+            "| AoDNS (limiting on) / NSD | lost (limiting on) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for edns in (False, True):
+            a, r, n = best[(edns, "aodns")], best[(edns, "aodns-rrl")], best[(edns, "nsd")]
+            label = "on (4096)" if edns else "off (512, packs truncated)"
+            rows.append(
+                f"| {label} | {a['qps']:.0f} | {r['qps']:.0f} | {r['qps'] / a['qps']:.0%} | "
+                f"{n['qps']:.0f} | {r['qps'] / n['qps']:.0%} | {r['lost']:.0f} |"
+            )
     return "\n".join(rows) + "\n"
 
 

@@ -1,6 +1,6 @@
 """Streaming cost and delay of AoDNS v1 and v2, straight from the server and through unbound.
 
-For each format and path: a live 440 Hz tone with a coded burst every 2 s (its frequency, one of 8,
+For each format and path: a live 440 Hz tone with a coded burst every 2 s (its frequency, one of 16,
 names the burst) is served; a listener joins after a warm-up and plays for ``--seconds``. Reported:
 audio seconds per query, queries per minute per listener (at the listener and at the authoritative
 server), start-up delay (listener start to first audio) and glass-to-glass latency (a burst entering
@@ -36,7 +36,9 @@ RATE = 16000
 FRAME = 960
 PERIOD = 2.0  # seconds between bursts
 BURST = 0.12
-CODES = [500 + 200 * i for i in range(8)]  # burst frequencies: the burst's number mod 8
+#: Burst frequencies: the burst's number mod 16. 16 codes 2 s apart tell delays apart up to 32 s
+#: (v1 through a resolver plays ~17 s behind; 8 codes aliased that to ~1 s).
+CODES = [500 + 200 * i for i in range(16)]
 
 
 def source_frame(k: int) -> bytes:
@@ -47,7 +49,7 @@ def source_frame(k: int) -> bytes:
     burst = (n // int(PERIOD * RATE)).astype(int)
     into = t - burst * PERIOD
     on = into < BURST
-    freq = np.array(CODES)[burst % 8]
+    freq = np.array(CODES)[burst % len(CODES)]
     x = np.where(on, x + 0.6 * np.sin(2 * np.pi * freq * into), x)
     return (x * 32767).astype("<i2").tobytes()
 
@@ -157,7 +159,7 @@ async def run_case(version: int, via: str, seconds: float, warmup: float, work: 
     latencies = []
     for t_out, code in sink[0].onsets() if sink else []:
         # The burst with this code whose capture precedes the output most closely.
-        cands = [t_out - t for n, t in onsets.items() if n % 8 == code and t < t_out]
+        cands = [t_out - t for n, t in onsets.items() if n % len(CODES) == code and t < t_out]
         if cands:
             latencies.append(min(cands))
     return Result(f"v{version} {via}", report, b.metrics.total - before, elapsed, latencies)
@@ -194,7 +196,9 @@ def main() -> int:
         results = asyncio.run(main_async(args))
     rows = [
         f"{args.seconds:g} s of listening per case after a {args.warmup:g} s warm-up; Opus 16 kHz "
-        "60 ms ~20 kbit/s; client target fill 3 s (the default); unbound as a stub-zone resolver on loopback.",
+        "60 ms ~20 kbit/s; client target fill 3 s (the default; v1 through a resolver raises it to "
+        "~12.8 s, "
+        "see docs/dns.md); unbound as a stub-zone resolver on loopback.",
         "",
         "| case | audio s / query | queries/min (listener) | queries/min (at server) | "
         "start-up s | glass-to-glass s (median) | underruns | concealed |",

@@ -39,11 +39,13 @@ def serve_request(
     now: float,
     rng: random.Random | None = None,
 ) -> None:
-    """Answer ``req`` from ``snapshot`` the way a resolver would (shuffled RRs), feed the client."""
+    """Answer ``req`` from ``snapshot`` as the server does (``rng``: shuffle the RRs as a resolver
+    would), feed the client with the response's TTL and AA flag."""
     resp = ask(snapshot, req.name)
     rc = resp.rcode()
+    aa = bool(resp.flags & dns.flags.AA)
     if rc == dns.rcode.NXDOMAIN:
-        client.on_failure(req, Failure.NXDOMAIN, now)
+        client.on_failure(req, Failure.NXDOMAIN, now, aa)
         return
     if rc != dns.rcode.NOERROR:
         client.on_failure(req, Failure.TRANSIENT, now)
@@ -55,11 +57,11 @@ def serve_request(
         for rd in rrset
     ]
     if not rrs:
-        client.on_failure(req, Failure.NODATA, now)
+        client.on_failure(req, Failure.NODATA, now, aa)
         return
     if rng is not None:
         rng.shuffle(rrs)
-    client.on_answer(req, rrs, now)
+    client.on_answer(req, rrs, now, resp.answer[0].ttl, aa)
 
 
 class MemorySink:

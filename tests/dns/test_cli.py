@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -100,23 +101,43 @@ def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert "zone" in capsys.readouterr().err
     assert main(["dns", "play", ZONE, "--server", "127.0.0.1:notaport"]) == 1
     assert "bad port" in capsys.readouterr().err
+    assert main(["dns", "serve", ZONE, "--rrl-rate", "0"]) == 1
+    assert "rate limiting: the rate limit must be above 0" in capsys.readouterr().err
+    assert main(["dns", "serve", ZONE, "--rrl-allow", "10.0.0.0/40"]) == 1
+    assert "not a network: '10.0.0.0/40' (example: 192.0.2.0/24" in capsys.readouterr().err
+    assert main(["dns", "serve", ZONE, "--rrl-off", "--rrl-allow", "10.0.0.0/8"]) == 1
+    assert "--rrl-allow has no effect with --rrl-off" in capsys.readouterr().err
 
 
 def test_metrics_port() -> None:
     import urllib.request
 
     mport = free_port()
-    proc, port = serve("--metrics-port", str(mport))
+    proc, port = serve("--metrics-port", str(mport), "--rrl-rate", "5")
     try:
         for name in ("config.main", "nothing"):
             dns.query.udp(
                 dns.message.make_query(f"{name}.{ZONE}", "TXT"), "127.0.0.1", port=port, timeout=2
             )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # 20 at once: over the limit
+            for _ in range(20):
+                s.sendto(dns.message.make_query(ZONE, "SOA").to_wire(), ("127.0.0.1", port))
+        time.sleep(0.5)
         text = (
             urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
         )
         assert 'aodns_queries_total{qtype="TXT",result="NOERROR"}' in text
         assert 'aodns_queries_total{qtype="TXT",result="NXDOMAIN"}' in text
+        # The serve() probe and the two queries took 3 of the 5 banked: about 2 of the 20 are
+        # answered (more if the bucket refilled meanwhile, at 5/s), then every second limited
+        # answer slipped.
+        values = {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("aodns_rrl_")
+        }
+        slipped, dropped = values["aodns_rrl_slipped_total"], values["aodns_rrl_dropped_total"]
+        assert 14 <= slipped + dropped <= 18 and 0 <= dropped - slipped <= 1
     finally:
         proc.terminate()
         proc.wait(10)

@@ -29,6 +29,20 @@ def _publish_target(spec: str | None, tsig: str | None) -> tuple[str, int, Any] 
     return host, port, TsigKey.parse(tsig) if tsig else None
 
 
+def _rrl(args: argparse.Namespace) -> Any:
+    """The rate limiting settings of ``serve``, or None for ``--rrl-off``."""
+    from audionet.dns.proto.rrl import RrlConfig
+
+    if args.rrl_off:
+        if args.rrl_allow:
+            raise ConfigError("--rrl-allow has no effect with --rrl-off")
+        return None
+    try:
+        return RrlConfig(rate=args.rrl_rate, slip=args.rrl_slip, allow=tuple(args.rrl_allow))
+    except ValueError as e:
+        raise ConfigError(f"rate limiting: {e}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from audionet.dns.broadcast import Broadcaster, ServeOptions, serve
     from audionet.dns.proto import v2
@@ -49,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         workers=args.workers,
         udp_io=args.udp_io,
+        rrl=_rrl(args),
     )
     if not 1 <= args.workers <= 64:
         raise ConfigError("--workers must be between 1 and 64")
@@ -58,9 +73,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(b: Broadcaster) -> None:
         host, port = b.server.address
         what = f"stream {args.stream!r}" if args.format == "v2" else "the zone top"
+        rrl = opts.rrl
+        limiting = (
+            "no rate limiting"
+            if rrl is None
+            else f"UDP answers limited to {rrl.rate:g}/s per /24 and /56 network (slip {rrl.slip}"
+            + "".join(f", {n} allowed" for n in rrl.allow)
+            + ")"
+        )
         print(
             f"serving {b.publisher.zone} ({args.format}, {what}, {b.codec.describe()}) from "
-            f"{args.source} on {host} port {port}, UDP and TCP; Ctrl-C stops",
+            f"{args.source} on {host} port {port}, UDP and TCP; {limiting}; Ctrl-C stops",
             file=sys.stderr,
         )
 
@@ -105,12 +128,21 @@ def cmd_play(args: argparse.Namespace) -> int:
     console.print(
         f"played {report.seconds:.1f} s (start-up {report.startup:.2f} s): {report.frames} frames, "
         f"{report.concealed} concealed, {report.underruns} underruns; {report.queries} queries, "
-        f"{report.failures} failed, {report.tcp_fallbacks} over TCP, {report.bytes} bytes",
+        f"{report.failures} failed, {report.tcp_fallbacks} over TCP, {report.bytes} bytes; "
+        f"{report.packs_lost} packs skipped",
         highlight=False,
     )
-    if report.target > args.target + 0.01:
+    if report.start_target > args.target + 1.0 and report.direct is False:
         console.print(
-            f"note: after underruns the buffer target grew from {args.target:.1f} s to "
+            f"note: v1 through a resolver buffers {report.start_target:.1f} s before playing: the "
+            "resolver refreshes the sequence list only when its copy expires (10 s), and the "
+            "player never asks for a pack the list has not shown (a resolver would cache the "
+            "'no such name' and hide the pack after it appears)",
+            highlight=False,
+        )
+    if report.target > report.start_target + 0.01 and report.start_target:
+        console.print(
+            f"note: after underruns the buffer target grew from {report.start_target:.1f} s to "
             f"{report.target:.1f} s (start with a larger --target to avoid them)",
             highlight=False,
         )
@@ -154,7 +186,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "  audionet dns serve music.example.com --source file:song.mp3 --key 'secret words'\n"
         "  audionet dns serve music.example.com --format v1 --port 5053\n"
         "  audionet dns serve music.example.com --publish 10.0.0.53:53 --tsig hmac-sha256:up:c2VjcmV0\n"
-        "  audionet dns serve music.example.com --port 53 --workers 2 --udp-io mmsg",
+        "  audionet dns serve music.example.com --port 53 --workers 2 --udp-io mmsg\n"
+        "  audionet dns serve music.example.com --port 53 --rrl-rate 500 --rrl-allow 192.0.2.0/24",
     )
     serve.add_argument("zone", help="the zone to serve, e.g. music.example.com")
     serve.add_argument(
@@ -202,6 +235,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="UDP I/O: mmsg answers batches of datagrams with recvmmsg/sendmmsg (Linux), asyncio "
         "uses the event loop's datagram transport (anywhere); auto (default) takes mmsg where it "
         "is available",
+    )
+
+    rrl = serve.add_argument_group(
+        "response rate limiting",
+        "UDP answers per client network (/24 IPv4, /56 IPv6) are limited, as NSD and Knot do, so the "
+        "server cannot be used to amplify traffic at a forged source address; TCP is never limited.",
+    )
+    rrl.add_argument(
+        "--rrl-rate",
+        type=float,
+        default=200,
+        metavar="N",
+        help="UDP answers per second each client network gets (default 200, NSD's)",
+    )
+    rrl.add_argument(
+        "--rrl-slip",
+        type=int,
+        default=2,
+        metavar="N",
+        help="every N-th limited answer is sent truncated (TC=1) so real resolvers retry over TCP, "
+        "the others are dropped (default 2; 0 drops all, 1 truncates all)",
+    )
+    rrl.add_argument(
+        "--rrl-allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="never limit this network, e.g. your resolvers' (repeatable: --rrl-allow 10.0.0.0/8 "
+        "--rrl-allow 2001:db8::/32)",
+    )
+    rrl.add_argument(
+        "--rrl-off", action="store_true", help="no rate limiting (benchmarks, trusted networks)"
     )
 
     play_cmd = add_command(

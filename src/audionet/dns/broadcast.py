@@ -20,6 +20,7 @@ from audionet.dns.errors import StreamConfigError
 from audionet.dns.metrics import ServerMetrics
 from audionet.dns.proto import v1, v2
 from audionet.dns.proto.publisher import V1Stream, V2Stream, ZonePublisher
+from audionet.dns.proto.rrl import RateLimiter, RrlConfig
 from audionet.dns.publish import DynamicPublisher, TsigKey
 from audionet.dns.server import DnsServer
 from audionet.dns.workers import WorkerPool
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds between the server's summary lines at INFO (never one line per query).
 REPORT_EVERY = 60.0
+
+
+#: Response rate limiting as ``dns serve`` applies it by default (NSD's defaults; frozen, shared).
+DEFAULT_RRL = RrlConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,9 @@ class ServeOptions:
     workers: int = 1
     #: UDP I/O: ``auto``, ``mmsg`` (batched recvmmsg/sendmmsg) or ``asyncio`` (see server.UDP_IO).
     udp_io: str = "auto"
+    #: Response rate limiting of UDP answers per client network (None: off); every worker
+    #: process applies it on its own, as NSD's do.
+    rrl: RrlConfig | None = DEFAULT_RRL
 
 
 def make_codec(name: str, version: int, bitrate: int | None = None) -> Codec:
@@ -98,7 +106,8 @@ class Broadcaster:
             self.feed = self.publisher.add_v2(
                 opts.stream, cfg, opts.key, epoch, max_pack_seconds=opts.max_pack_seconds
             )
-        self.server = DnsServer(self.publisher.snapshot(), self.metrics)
+        rrl = RateLimiter(opts.rrl) if opts.rrl is not None else None
+        self.server = DnsServer(self.publisher.snapshot(), self.metrics, rrl)
         self.frames = 0
 
     def push(self, pcm_frame: bytes) -> None:
@@ -146,6 +155,7 @@ class Broadcaster:
                 self.server.address[1],
                 self.opts.workers - 1,
                 self.opts.udp_io,
+                self.opts.rrl,
             )
             await self.pool.wait_ready()
             self.pool.send(backlog)

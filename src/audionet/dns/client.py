@@ -98,6 +98,21 @@ class PlayReport:
     tcp_fallbacks: int
     fresh_index: bool = False  #: v2 index read under fresh names (see ClientSettings.fresh_index)
     target: float = 0.0  #: the jitter buffer's target at the end, seconds (it grows on underruns)
+    start_target: float = 0.0  #: the target when playback started, seconds
+    probes: int = 0  #: v1 look-ahead queries answered "not yet" (straight from the server only)
+    #: True: straight from the authoritative server (AA set); False: through a resolver.
+    direct: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TxtReply:
+    """One TXT query's outcome: the records (or why there are none), their TTL and the AA flag."""
+
+    result: list[tuple[bytes, ...]] | Failure
+    ttl: int | None = None  #: the TXT RRset's TTL as received (a resolver counts it down)
+    #: The response's AA flag: set by an authoritative server, clear in a resolver's answers.
+    #: None when no response came.
+    authoritative: bool | None = None
 
 
 class DnsFetcher:
@@ -110,6 +125,9 @@ class DnsFetcher:
         self.tcp_fallbacks = 0
 
     async def txt(self, name: str) -> list[tuple[bytes, ...]] | Failure:
+        return (await self.ask(name)).result
+
+    async def ask(self, name: str) -> TxtReply:
         q = dns.message.make_query(name + ".", dns.rdatatype.TXT, use_edns=0, payload=EDNS_PAYLOAD)
         try:
             resp, used_tcp = await dns.asyncquery.udp_with_fallback(
@@ -117,21 +135,20 @@ class DnsFetcher:
             )
         except (dns.exception.DNSException, OSError, EOFError) as e:
             log.debug("%s: %s", name, e)
-            return Failure.TRANSIENT
+            return TxtReply(Failure.TRANSIENT)
         if used_tcp:
             self.tcp_fallbacks += 1
+        aa = bool(resp.flags & dns.flags.AA)
         rcode = resp.rcode()
         if rcode == dns.rcode.NXDOMAIN:
-            return Failure.NXDOMAIN
+            return TxtReply(Failure.NXDOMAIN, authoritative=aa)
         if rcode != dns.rcode.NOERROR:
-            return Failure.TRANSIENT
-        rrs = [
-            tuple(rd.strings)
-            for rrset in resp.answer
-            if rrset.rdtype == dns.rdatatype.TXT
-            for rd in rrset
-        ]
-        return rrs if rrs else Failure.NODATA
+            return TxtReply(Failure.TRANSIENT)
+        txt = [rrset for rrset in resp.answer if rrset.rdtype == dns.rdatatype.TXT]
+        rrs = [tuple(rd.strings) for rrset in txt for rd in rrset]
+        if not rrs:
+            return TxtReply(Failure.NODATA, authoritative=aa)
+        return TxtReply(rrs, min(rrset.ttl for rrset in txt), aa)
 
 
 def codec_for(client: StreamClient) -> Codec:
@@ -176,19 +193,21 @@ class Player:
         self.sink: Sink | None = None
         self.frames_written = 0
         self.first_audio: float | None = None
+        self.start_target = 0.0  # the buffer target (seconds) when playback started
         self._nx_seen = False
 
     async def _fetch(self, req: Request) -> None:
-        result = await self.fetcher.txt(req.name)
+        reply = await self.fetcher.ask(req.name)
+        result = reply.result
         now = asyncio.get_running_loop().time()
         try:
             if result is Failure.NXDOMAIN and req.kind is not Kind.PACK and not self._nx_seen:
                 self._nx_seen = True
                 await self._wrong_format_hint()
             if isinstance(result, Failure):
-                self.client.on_failure(req, result, now)
+                self.client.on_failure(req, result, now, reply.authoritative)
             else:
-                self.client.on_answer(req, result, now)
+                self.client.on_answer(req, result, now, reply.ttl, reply.authoritative)
         except Exception as e:
             # A wrong/missing key, an unplayable codec (or a bug) ends the session with that error
             # instead of leaving the player waiting silently.
@@ -262,11 +281,15 @@ class Player:
                     want = None if duration is None else round(duration / self.codec.frame_duration)
                     next_tick = now
                 if self.codec is not None and next_tick is not None:
-                    while now >= next_tick:
+                    # (a late loop catches up several frames, but never past ``want``)
+                    while now >= next_tick and (want is None or self.frames_written < want):
                         before = self.frames_written
                         self._play_one()
                         if self.frames_written and not before:
                             self.first_audio = now
+                            self.start_target = (
+                                self.client.jitter.target * self.codec.frame_duration
+                            )
                         next_tick += self.codec.frame_duration
                         if now - next_tick > 1.0:
                             next_tick = now  # the loop stalled: do not burst
@@ -311,6 +334,9 @@ class Player:
             tcp_fallbacks=self.fetcher.tcp_fallbacks,
             fresh_index=st.fresh_index,
             target=jb.target * self.client.frame_seconds,
+            start_target=self.start_target,
+            probes=st.probes,
+            direct=st.direct,
         )
 
     def _status(self, elapsed: float) -> PlayStatus:

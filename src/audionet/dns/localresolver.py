@@ -6,6 +6,10 @@ Resolver ``kresd`` with a STUB policy for the zone (its defaults kept: answers a
 an authoritative peer serving a zone file (for the benchmark); each in its own directory, on a free
 high port, without DNSSEC validation for the zone, privilege dropping, chroot or remote control.
 They are stopped by their own process id on exit.
+
+:class:`DaemonOptions` changes what tests need to vary: the loopback address a resolver listens on
+and sends from (``127.0.0.2`` is another client network to a server's rate limiter), unbound's
+0x20 letter-case randomisation, and NSD's response rate limit.
 """
 
 from __future__ import annotations
@@ -16,30 +20,46 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dns.message
 import dns.query
 
 
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
+@dataclass(frozen=True, slots=True)
+class DaemonOptions:
+    #: unbound and NSD: the loopback address to listen on, and unbound's outgoing address too
+    address: str = "127.0.0.1"
+    #: unbound: ``use-caps-for-id`` (0x20). Its default is off; on here unless a test needs the
+    #: default (the original AoDNS server compares names case-sensitively and fails with 0x20).
+    use_caps_for_id: bool = True
+    #: NSD: ``rrl-ratelimit`` (responses per second per /24; 0 turns rate limiting off)
+    rrl_rate: int = 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on ``host``."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
+            u.bind((host, 0))
             port: int = u.getsockname()[1]
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
                 try:
-                    t.bind(("127.0.0.1", port))
+                    t.bind((host, port))
                 except OSError:
                     continue
             return port
     raise OSError("no free port")
 
 
-def unbound_conf(workdir: Path, port: int, zone: str, upstream: int) -> str:
+def unbound_conf(
+    workdir: Path, port: int, zone: str, upstream: int, opts: DaemonOptions = DaemonOptions()
+) -> str:
+    caps = "yes" if opts.use_caps_for_id else "no"
     return f"""server:
-    interface: 127.0.0.1
+    interface: {opts.address}
+    outgoing-interface: {opts.address}
     port: {port}
     do-ip6: no
     username: ""
@@ -57,7 +77,7 @@ def unbound_conf(workdir: Path, port: int, zone: str, upstream: int) -> str:
     module-config: "iterator"
     qname-minimisation: no
     # 0x20: unbound randomises the letter case of its queries and rejects answers that differ.
-    use-caps-for-id: yes
+    use-caps-for-id: {caps}
     minimal-responses: yes
     edns-buffer-size: 1232
 remote-control:
@@ -99,10 +119,17 @@ policy.add(policy.suffix(policy.STUB({{'127.0.0.1@{upstream}'}}), {{todname('{zo
 """
 
 
-def nsd_conf(workdir: Path, port: int, zone: str, zonefile: Path, servers: int = 1) -> str:
+def nsd_conf(
+    workdir: Path,
+    port: int,
+    zone: str,
+    zonefile: Path,
+    servers: int = 1,
+    opts: DaemonOptions = DaemonOptions(),
+) -> str:
     """NSD as a plain authoritative server; ``rrl-ratelimit: 0`` turns response rate limiting off."""
     return f"""server:
-    ip-address: 127.0.0.1
+    ip-address: {opts.address}
     port: {port}
     do-ip6: no
     username: ""
@@ -117,7 +144,7 @@ def nsd_conf(workdir: Path, port: int, zone: str, zonefile: Path, servers: int =
     server-count: {servers}
     reuseport: yes
     verbosity: 0
-    rrl-ratelimit: 0
+    rrl-ratelimit: {opts.rrl_rate}
 remote-control:
     control-enable: no
 zone:
@@ -158,9 +185,9 @@ def primary_zone_text(zone: str) -> str:
     )
 
 
-def _probe_ok(port: int, zone: str) -> bool:
+def _probe_ok(port: int, zone: str, host: str = "127.0.0.1") -> bool:
     with contextlib.suppress(Exception):
-        r = dns.query.udp(dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port, timeout=0.5)
+        r = dns.query.udp(dns.message.make_query(zone, "SOA"), host, port=port, timeout=0.5)
         return bool(r.answer)
     return False
 
@@ -179,13 +206,14 @@ def start_resolver(
     upstream: int,
     key: tuple[str, str, str] | None = None,
     servers: int = 1,
+    opts: DaemonOptions = DaemonOptions(),
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``unbound``, ``named`` or ``kresd`` forwarding ``zone`` to ``127.0.0.1:upstream`` (not waited for)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = free_port(opts.address)
     conf = workdir / f"{kind}.conf"
     if kind == "unbound":
-        conf.write_text(unbound_conf(workdir, port, zone, upstream))
+        conf.write_text(unbound_conf(workdir, port, zone, upstream, opts))
         cmd = [binary, "-d", "-c", str(conf)]
     elif kind == "named":
         conf.write_text(named_conf(workdir, port, upstream))
@@ -201,7 +229,7 @@ def start_resolver(
         cmd = [binary, "-g", "-c", str(conf), "-n", "1"]
     elif kind == "nsd":
         # ``upstream`` is unused: NSD serves ``workdir/<zone>.zone``, written by the caller.
-        conf.write_text(nsd_conf(workdir, port, zone, workdir / f"{zone}.zone", servers))
+        conf.write_text(nsd_conf(workdir, port, zone, workdir / f"{zone}.zone", servers, opts))
         cmd = [binary, "-d", "-c", str(conf)]
     else:
         raise ValueError(f"unknown daemon {kind!r}: unbound, named, kresd or nsd")
@@ -226,12 +254,13 @@ def run_resolver(
     upstream: int,
     key: tuple[str, str, str] | None = None,
     servers: int = 1,
+    opts: DaemonOptions = DaemonOptions(),
 ) -> Iterator[int]:
     """Synchronous use (the upstream server runs in another process or thread)."""
-    proc, port = start_resolver(kind, binary, workdir, zone, upstream, key, servers)
+    proc, port = start_resolver(kind, binary, workdir, zone, upstream, key, servers, opts)
     try:
         deadline = time.monotonic() + 15
-        while not _probe_ok(port, zone):
+        while not _probe_ok(port, zone, opts.address):
             _check_alive(proc)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{kind} on port {port} did not answer for {zone}")
@@ -243,13 +272,18 @@ def run_resolver(
 
 @contextlib.asynccontextmanager
 async def arun_resolver(
-    kind: str, binary: str, workdir: Path, zone: str, upstream: int
+    kind: str,
+    binary: str,
+    workdir: Path,
+    zone: str,
+    upstream: int,
+    opts: DaemonOptions = DaemonOptions(),
 ) -> AsyncIterator[int]:
     """Asynchronous use: the upstream server runs on this event loop, so waiting must not block it."""
-    proc, port = start_resolver(kind, binary, workdir, zone, upstream)
+    proc, port = start_resolver(kind, binary, workdir, zone, upstream, opts=opts)
     try:
         deadline = time.monotonic() + 15
-        while not await asyncio.to_thread(_probe_ok, port, zone):
+        while not await asyncio.to_thread(_probe_ok, port, zone, opts.address):
             _check_alive(proc)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{kind} on port {port} did not answer for {zone}")

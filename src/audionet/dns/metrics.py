@@ -45,6 +45,9 @@ class ServerMetrics:
     frames_dropped: int = 0
     #: Answers not sent because the socket's send buffer was full (batched UDP never blocks).
     send_dropped: int = 0
+    #: Response rate limiting: UDP answers replaced by a truncated reply, and not sent at all.
+    rrl_slipped: int = 0
+    rrl_dropped: int = 0
 
     @property
     def total(self) -> int:
@@ -62,6 +65,8 @@ class ServerMetrics:
             "internal_errors": self.internal_errors,
             "packs_published": self.packs_published,
             "answers_dropped": self.send_dropped,
+            "rrl_slipped": self.rrl_slipped,
+            "rrl_dropped": self.rrl_dropped,
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -94,6 +99,8 @@ class ServerMetrics:
             ("aodns_packs_published_total", self.packs_published),
             ("aodns_frames_dropped_total", self.frames_dropped),
             ("aodns_answers_dropped_total", self.send_dropped),
+            ("aodns_rrl_slipped_total", self.rrl_slipped),
+            ("aodns_rrl_dropped_total", self.rrl_dropped),
         ):
             lines += [f"# TYPE {name} counter", f"{name} {value}"]
         return "\n".join(lines) + "\n"
@@ -139,6 +146,16 @@ def register_prometheus(
                     "aodns_answers_dropped",
                     "UDP answers not sent: the socket's send buffer was full or the address refused",
                     total.send_dropped,
+                ),
+                (
+                    "aodns_rrl_slipped",
+                    "UDP answers rate limiting replaced by a truncated reply (TC=1)",
+                    total.rrl_slipped,
+                ),
+                (
+                    "aodns_rrl_dropped",
+                    "UDP answers rate limiting did not send",
+                    total.rrl_dropped,
                 ),
             ):
                 yield CounterMetricFamily(name, doc, value=value)

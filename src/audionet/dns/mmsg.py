@@ -14,6 +14,11 @@ with a new ``bytes`` and a new address tuple, and one ``sendto``. Here one readi
   dropped, as on the asyncio path) the later send headers are re-pointed for this batch and
   restored after.
 * Metrics are the same counters as the asyncio path, added up once per batch.
+* Response rate limiting (when the server has a limiter) is decided once per batch: the source
+  addresses are read from the sockaddr slots in one strided slice, counted per address, and each
+  distinct network's bucket is asked for its count at once (:meth:`MmsgUdp._limits`). Only when
+  some network is out of tokens is a per-packet verdict list made; a limited packet's slot then
+  gets the truncated reply or nothing, as on the asyncio path.
 
 The answers come from the same :class:`~audionet.dns.server.DnsServer` answer cache and
 :meth:`~audionet.dns.server.DnsServer.answer`, so they are byte-identical to the asyncio path's.
@@ -34,9 +39,14 @@ import mmap
 import os
 import socket
 import sys
+import time
 from array import array
+from collections.abc import Iterable, Sequence
+from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING
+
+from audionet.dns.proto.rrl import Verdict
 
 if TYPE_CHECKING:
     from audionet.dns.server import DnsServer
@@ -65,6 +75,17 @@ _STRIDE = SLOT + 64
 _KEY = itemgetter(1)
 _LEN = itemgetter(2)
 _TC = itemgetter(3)
+#: Where the address sits in a sockaddr slot: sockaddr_in's sin_addr at byte 4 (one 32-bit word),
+#: sockaddr_in6's sin6_addr at byte 8 (two 64-bit words).
+_V4_WORD = 1
+_V6_WORDS = (1, 2)
+_SLOT_WORDS4 = _SOCKADDR_STORAGE // 4
+_SLOT_WORDS8 = _SOCKADDR_STORAGE // 8
+#: Up to this many distinct sources in a batch are counted with ``list.count`` (each a C loop) and
+#: their buckets asked once each; beyond, each datagram's bucket is asked in turn.
+FEW_SOURCES = 8
+#: No limiting this batch: every verdict is "answer".
+_ALL_ANSWER = repeat(Verdict.ANSWER)
 
 
 class _Iovec(ctypes.Structure):
@@ -201,6 +222,10 @@ class MmsgUdp:
         self._shdr_words = memoryview(self._shdr).cast("B").cast("Q")
         self._name0 = (_Mmsghdr.msg_hdr.offset + _Msghdr.msg_name.offset) // word
         self._hstep = hsize // word
+        # The source addresses, as integers in memory order (keys of the server's network memo).
+        self._v6 = sock.family == socket.AF_INET6
+        self._names32 = memoryview(self._names).cast("B").cast("I")
+        self._names64 = memoryview(self._names).cast("B").cast("Q")
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
@@ -248,13 +273,24 @@ class MmsgUdp:
         buf = self._buf
         # All the lengths in one call: a strided view over the msg_len fields.
         sizes = self._lens[self._len0 : self._len0 + n * self._lstep : self._lstep].tolist()
+        verdicts = _ALL_ANSWER if server.rrl is None else self._limits(n)
         hits: list[tuple[bytes, tuple[int, int], int, int]] = []
         add_hit = hits.append
         out_lens: list[int] = []
         add_len = out_lens.append
         dropped = False
         miss_in = 0
-        for off, size in zip(self._offsets, sizes, strict=False):
+        for off, size, verdict in zip(self._offsets, sizes, verdicts, strict=False):
+            if verdict:
+                miss_in += size  # (limited() counts it)
+                out = server.limited(buf[off : off + size], verdict)
+                if out is None:
+                    add_len(0)
+                    dropped = True
+                else:
+                    buf[off : off + len(out)] = out
+                    add_len(len(out))
+                continue
             hit = cache_get(buf[off + 2 : off + size])
             if hit is not None:
                 buf[off + 2 : off + hit[2]] = hit[0]
@@ -289,6 +325,69 @@ class MmsgUdp:
             self._siov_words[1 : 2 * count : 2] = array("Q", out_lens)
         return count, moved
 
+    def _limits(self, n: int) -> list[Verdict] | repeat[Verdict]:
+        """Response rate limiting for the ``n`` datagrams in the slots: one verdict each.
+
+        Each distinct source address is looked up once (its network through the server's memo)
+        and its network's bucket asked for all its datagrams at once; the common case, nobody
+        out of tokens, returns at once without a per-packet list.
+        """
+        server = self.server
+        rrl = server.rrl
+        assert rrl is not None
+        if self._v6:
+            a, b = _V6_WORDS
+            step = _SLOT_WORDS8
+            words = self._names64
+            hi = words[a : n * step : step].tolist()
+            sources: Sequence[object] = list(
+                zip(hi, words[b : n * step : step].tolist(), strict=True)
+            )
+        else:
+            step = _SLOT_WORDS4
+            sources = self._names32[_V4_WORD : n * step : step].tolist()
+        memo = server.networks
+        now = time.monotonic()
+        first = sources[0]
+        if sources.count(first) == n:  # the usual batch under load: one busy resolver
+            groups: Iterable[tuple[object, int]] = ((first, n),)
+        else:
+            distinct = dict.fromkeys(sources)
+            if len(distinct) > FEW_SOURCES:
+                # Many sources, mostly one datagram each: one bucket update per datagram.
+                keys = [memo.get(source, -1) for source in sources]
+                for i, key in enumerate(keys):
+                    if key == -1:
+                        keys[i] = server.network(sources[i], _packed(sources[i]))
+                return rrl.verdicts(keys, now) or _ALL_ANSWER
+            # A handful of sources: one C-level count and one bucket update each.
+            groups = [(source, sources.count(source)) for source in distinct]
+        short: dict[object, list[int]] | None = None  # source -> [answers left, network]
+        for source, count in groups:
+            key = memo.get(source, -1)
+            if key == -1:
+                key = server.network(source, _packed(source))
+            if key is None:
+                continue
+            granted = rrl.admit(key, count, now)
+            if granted < count:
+                if short is None:
+                    short = {}
+                short[source] = [granted, key]
+        if short is None:
+            return _ALL_ANSWER
+        verdicts: list[Verdict] = []
+        for source in sources:
+            left = short.get(source)
+            if left is None:
+                verdicts.append(Verdict.ANSWER)
+            elif left[0]:
+                left[0] -= 1
+                verdicts.append(Verdict.ANSWER)
+            else:
+                verdicts.append(rrl.limit(left[1]))
+        return verdicts
+
     def _point(self, j: int, i: int) -> None:
         """Send header ``j`` carries slot ``i``'s answer to slot ``i``'s address (after a drop)."""
         self._siov_words[2 * j] = self._slots[i]
@@ -316,3 +415,11 @@ class MmsgUdp:
             self.send_dropped += 1
             self.server.metrics.send_dropped += 1
             sent += 1
+
+
+def _packed(source: object) -> bytes:
+    """The address bytes of a source as :meth:`MmsgUdp._limits` reads it (memory-order words)."""
+    if isinstance(source, tuple):
+        return b"".join(w.to_bytes(8, sys.byteorder) for w in source)
+    assert isinstance(source, int)
+    return source.to_bytes(4, sys.byteorder)

@@ -3,6 +3,10 @@
 UDP is read and written in batches with recvmmsg/sendmmsg on Linux (:mod:`audionet.dns.mmsg`) or one
 datagram at a time by asyncio's datagram transport (see :data:`UDP_IO`); TCP uses asyncio streams.
 
+UDP answers pass response rate limiting when a :class:`~audionet.dns.proto.rrl.RateLimiter` is
+given (``dns serve`` gives one by default): :meth:`DnsServer.verdict` applies it to one datagram,
+the batched path to a whole batch at once; TCP is never limited.
+
 All answers are precomputed in an immutable :class:`~audionet.dns.proto.snapshot.Snapshot`; the
 streaming side replaces :attr:`DnsServer.snapshot` in one assignment when a pack is published. Per
 query the server only parses the header and question and splices bytes. No per-query logging above
@@ -15,12 +19,14 @@ import asyncio
 import logging
 import socket
 import struct
+import time
 from contextlib import suppress
 from typing import cast
 
 from audionet.dns.metrics import ServerMetrics
 from audionet.dns.mmsg import MmsgUdp
 from audionet.dns.mmsg import unavailable as mmsg_unavailable
+from audionet.dns.proto.rrl import RateLimiter, Verdict, slip_reply
 from audionet.dns.proto.snapshot import Snapshot
 from audionet.dns.proto.wire import TC
 from audionet.errors import ConfigError
@@ -39,11 +45,25 @@ CACHE_SIZE = 4096
 #: How UDP is read and written: ``mmsg`` (batched recvmmsg/sendmmsg, Linux, :mod:`audionet.dns.mmsg`),
 #: ``asyncio`` (the event loop's datagram transport, anywhere), ``auto`` (mmsg where available).
 UDP_IO = ("auto", "mmsg", "asyncio")
+#: Source addresses whose network key is remembered (the look-up is per datagram on the asyncio
+#: path, per distinct source per batch on the batched one); forgotten all at once when full.
+NETWORK_MEMO = 4096
+#: Marks an address not yet in the memo (network keys are never negative).
+UNKNOWN = -1
 
 
 class DnsServer:
-    def __init__(self, snapshot: Snapshot, metrics: ServerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        metrics: ServerMetrics | None = None,
+        rrl: RateLimiter | None = None,
+    ) -> None:
         self.snapshot = snapshot
+        #: Response rate limiting for UDP (None: off).
+        self.rrl = rrl
+        #: source address (as the I/O path holds it) -> network key, None when allow-listed
+        self.networks: dict[object, int | None] = {}
         #: query bytes after the ID -> (response bytes after the ID, (qtype, rcode), response
         #: length, 1 if truncated else 0); per snapshot
         self._cache: dict[bytes, tuple[bytes, tuple[int, int], int, int]] = {}
@@ -61,17 +81,40 @@ class DnsServer:
         self.snapshot = snapshot
         self._cache = {}
 
-    def answer_udp(self, data: bytes) -> bytes | None:
-        """The UDP fast path: a cached answer to the same query bytes, else :meth:`answer`."""
-        hit = self._cache.get(data[2:])
-        if hit is None:
-            return self.answer(data, None, cache=True)
+    def network(self, source: object, packed: bytes) -> int | None:
+        """The rate limiter's key for a source address (``packed``: its 4 or 16 bytes), through
+        a memo keyed by ``source``, however the I/O path holds the address."""
+        assert self.rrl is not None
+        key = self.rrl.network(packed)
+        if len(self.networks) >= NETWORK_MEMO:
+            self.networks.clear()
+        self.networks[source] = key
+        return key
+
+    def verdict(self, host: str) -> Verdict:
+        """Response rate limiting for one UDP datagram from ``host`` (an address as text)."""
+        rrl = self.rrl
+        if rrl is None:
+            return Verdict.ANSWER
+        key = self.networks.get(host, UNKNOWN)
+        if key == UNKNOWN:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            key = self.network(host, socket.inet_pton(family, host.partition("%")[0]))
+        if key is None or rrl.admit(key, 1, time.monotonic()):
+            return Verdict.ANSWER
+        return rrl.limit(key)
+
+    def limited(self, data: bytes, verdict: Verdict) -> bytes | None:
+        """What goes out instead of the answer to a limited query: a truncated reply or nothing."""
         m = self.metrics
-        m.queries[hit[1]] += 1
         m.bytes_in += len(data)
-        m.bytes_out += hit[2]
-        m.truncated += hit[3]
-        return data[:2] + hit[0]
+        out = slip_reply(data) if verdict is Verdict.SLIP else None
+        if out is None:
+            m.rrl_dropped += 1
+        else:
+            m.rrl_slipped += 1
+            m.bytes_out += len(out)
+        return out
 
     def answer(self, data: bytes, limit: int | None, cache: bool = False) -> bytes | None:
         m = self.metrics
@@ -238,6 +281,13 @@ class _Udp(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         # The hot path, inlined: a repeated query is one dict look-up and one concatenation.
         server = self.server
+        if server.rrl is not None:
+            verdict = server.verdict(str(addr[0]))
+            if verdict:
+                out_limited = server.limited(data, verdict)
+                if out_limited is not None and self.transport is not None:
+                    self.transport.sendto(out_limited, addr)
+                return
         hit = server._cache.get(data[2:])
         if hit is not None:
             m = server.metrics

@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from audionet.aio import run
+from audionet.dns.proto.rrl import RateLimiter, RrlConfig
 from audionet.dns.proto.snapshot import Change, SnapshotBuilder
 from audionet.dns.server import DnsServer
 
@@ -35,13 +36,19 @@ REPORT_STALE = 5.0
 
 
 def _worker(
-    zone: str, ns_address: str, host: str, port: int, udp_io: str, conn: Connection
+    zone: str,
+    ns_address: str,
+    host: str,
+    port: int,
+    udp_io: str,
+    rrl: RrlConfig | None,
+    conn: Connection,
 ) -> None:
     """A worker process's body: serve, and apply change batches from ``conn`` until it closes."""
 
     async def main() -> None:
         builder = SnapshotBuilder(zone, ns_address)
-        server = DnsServer(builder.build())
+        server = DnsServer(builder.build(), rrl=RateLimiter(rrl) if rrl is not None else None)
         await server.start(host, port, reuse_port=True, udp_io=udp_io)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -85,7 +92,14 @@ class WorkerPool:
     """``count`` extra server processes on ``host:port`` (which must be a fixed, non-zero port)."""
 
     def __init__(
-        self, zone: str, ns_address: str, host: str, port: int, count: int, udp_io: str = "auto"
+        self,
+        zone: str,
+        ns_address: str,
+        host: str,
+        port: int,
+        count: int,
+        udp_io: str = "auto",
+        rrl: RrlConfig | None = None,
     ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conns: list[Connection] = []
@@ -95,7 +109,9 @@ class WorkerPool:
         for _ in range(count):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=_worker, args=(zone, ns_address, host, port, udp_io, child), daemon=True
+                target=_worker,
+                args=(zone, ns_address, host, port, udp_io, rrl, child),
+                daemon=True,
             )
             proc.start()
             child.close()

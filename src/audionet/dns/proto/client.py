@@ -60,6 +60,17 @@ FRESH_INDEX_MODES = ("auto", "always", "never")
 STALE_INDEX_SECONDS = 2.5
 #: Underruns this close together (seconds of playback) are a pattern, not a one-off outage.
 RECURRING_UNDERRUN_SECONDS = 30.0
+#: v1 through a resolver. The client never asks for a pack the sequence list has not shown (a
+#: resolver caches "no such name" for the SOA's negative TTL: 60 s with the original server), so it
+#: learns of new packs only when the resolver's copy of the list expires: every ``sequence`` TTL
+#: (10 s). The buffer must outlast that wait, one pack still being produced when the list was read
+#: and one pack of spread, plus this margin for the re-read and the fetches.
+V1_RESOLVER_MARGIN = 1.5
+#: Re-read the list this long after the resolver's copy expires (TTLs count whole seconds, so the
+#: first re-read can still meet the old copy with TTL 0; the next one comes as soon again).
+V1_EXPIRY_SLACK = 0.25
+#: ... but never wait longer than this for a re-read (a resolver that clamps TTLs up).
+V1_MAX_REREAD = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +116,10 @@ class Stats:
     packs: int = 0
     packs_lost: int = 0
     restarts: int = 0
-    probes: int = 0  #: v1 look-ahead queries for a pack that did not exist yet
+    probes: int = 0  #: v1 look-ahead queries for a pack that did not exist yet (direct only)
+    #: True: answers carry AA, the client talks to the authoritative server itself; False: a
+    #: resolver answers (no AA); None: no answer yet.
+    direct: bool | None = None
     #: v2: the index is read under fresh names (set, or "auto" found it held past its TTL)
     fresh_index: bool = False
 
@@ -127,9 +141,11 @@ class StreamClient:
         self._tries: dict[int, int] = {}
         self._have: set[int] = set()  # pack numbers received or given up
         self._want_from: int | None = None  # first pack number we fetch
+        self._direct: bool | None = None  # see Stats.direct
         self._known_last = -1  # newest pack the index/list showed
         self._known_first = 0  # oldest pack the index/list showed
         self._listed_last = -1  # v1: newest pack the sequence list showed (probes go further)
+        self._list_ttl = 0  # v1 through a resolver: the longest TTL the sequence list came with
         self._pack_frames = 0.0  # frames per pack, learnt from the first pack
         self._next_index = 0.0
         self._nonce = secrets.token_hex(3)  # this client's prefix of fresh index names
@@ -202,31 +218,49 @@ class StreamClient:
         return max(now, min(times)) if times else now + 1.0
 
     # -- what came back ----------------------------------------------------------------------
-    def on_answer(self, req: Request, rrs: list[tuple[bytes, ...]], now: float) -> None:
-        """``rrs``: the TXT RRset, one tuple of strings per resource record, in any order."""
+    def on_answer(
+        self,
+        req: Request,
+        rrs: list[tuple[bytes, ...]],
+        now: float,
+        ttl: int | None = None,
+        authoritative: bool | None = None,
+    ) -> None:
+        """``rrs``: the TXT RRset, one tuple of strings per resource record, in any order.
+
+        ``ttl``: the RRset's TTL as received (a resolver counts it down); ``authoritative``: the
+        response's AA flag (None when not known)."""
         self._inflight.discard(req)
+        self._note_source(authoritative)
         self.stats.answers += 1
         self.stats.bytes += sum(len(s) for rr in rrs for s in rr)
         try:
             if req.kind == Kind.CONFIG:
                 self._on_config(rrs)
             elif req.kind == Kind.INDEX:
-                self._on_index(rrs, now)
+                self._on_index(rrs, now, ttl)
             else:
                 self._on_pack(req, rrs, now)
         except BadRecordError as e:
             log.warning("%s: %s", req.name, e)
             self.on_failure(req, Failure.BAD, now)
 
-    def on_failure(self, req: Request, why: Failure, now: float) -> None:
+    def on_failure(
+        self, req: Request, why: Failure, now: float, authoritative: bool | None = None
+    ) -> None:
+        """``why`` the query failed; ``authoritative``: the negative response's AA flag."""
         self._inflight.discard(req)
+        self._note_source(authoritative)
+        negative = why in (Failure.NXDOMAIN, Failure.NODATA)
         if self.s.version == 1 and req.kind == Kind.PACK and req.seq > self._known_last >= 0:
-            # A v1 probe for the next pack: not there yet (NXDOMAIN) is expected; ask again soon.
-            if why is Failure.NXDOMAIN:
+            # A v1 probe for the next pack (only ever sent straight to the server): not there yet
+            # is expected, as NXDOMAIN (ours) or NODATA (the original's); ask again soon.
+            if negative:
                 self.stats.probes += 1
             else:
                 self.stats.failures += 1
-            self._due[req] = now + self._probe_delay()
+            if self._direct:
+                self._due[req] = now + self._probe_delay()
             return
         self.stats.failures += 1
         if req.kind != Kind.PACK:
@@ -243,10 +277,28 @@ class StreamClient:
         tries = self._tries.get(req.seq, 0) + 1
         self._tries[req.seq] = tries
         gone = self._want_from is not None and req.seq < self._want_from
-        if tries > self.s.retries or gone:
+        # A listed pack said not to exist: through a resolver that answer is cached (60 s with the
+        # original server), so asking again cannot help; straight from the server one retry covers
+        # a zone caught mid-rebuild (the original rebuilds in place). Either way: move on, counted.
+        hopeless = negative and (not self._direct or tries > 1)
+        if tries > self.s.retries or gone or hopeless:
             self._give_up(req.seq)
         else:
             self._due[req] = now + self.s.backoff * 2 ** (tries - 1)
+
+    def _note_source(self, authoritative: bool | None) -> None:
+        """Learn from the AA flag whether a resolver stands between us and the server (sticky)."""
+        if authoritative is None:
+            return
+        if not authoritative:
+            if self._direct is not False:
+                self._direct = False
+                self.stats.direct = False
+                if self.jitter.target > 1:
+                    self._set_target()
+        elif self._direct is None:
+            self._direct = True
+            self.stats.direct = True
 
     def _give_up(self, seq: int) -> None:
         self._have.add(seq)
@@ -298,12 +350,19 @@ class StreamClient:
         self._v1_next_seq = None
         self.jitter.reset()
 
-    def _on_index(self, rrs: list[tuple[bytes, ...]], now: float) -> None:
+    def _on_index(self, rrs: list[tuple[bytes, ...]], now: float, ttl: int | None = None) -> None:
         if not rrs:
             raise BadRecordError("empty index record")
         self._tries.pop(-3, None)
         if self.s.version == 1:
             seqs = v1.decode_sequence_list(rrs[0])
+            if ttl is not None and self._direct is False:
+                # The resolver's copy changes only when it expires: read it again right then.
+                self._next_index = now + min(V1_MAX_REREAD, ttl + V1_EXPIRY_SLACK)
+                if ttl > self._list_ttl:
+                    self._list_ttl = ttl
+                    if self.jitter.target > 1:
+                        self._set_target()
             if not seqs:
                 return
             first, last = min(seqs), max(seqs)
@@ -324,8 +383,20 @@ class StreamClient:
             first, last = idx.first, idx.last
         self._plan(first, last, now)
 
+    def _target_seconds(self) -> float:
+        """The buffer to fill before playing: ``target_seconds``, or for v1 through a resolver
+        enough to outlast the resolver's hold on the sequence list (see V1_RESOLVER_MARGIN)."""
+        target = self.s.target_seconds
+        if self.s.version == 1 and self._direct is False:
+            per_pack = self._pack_frames * self.frame_seconds or 1.0
+            hold = max(self._list_ttl, v1.SEQUENCE_TTL)
+            target = max(target, hold + V1_RESOLVER_MARGIN + 2 * per_pack)
+        return target
+
     def _set_target(self) -> None:
-        target = max(1, math.ceil(self.s.target_seconds / self.frame_seconds))
+        target = max(1, math.ceil(self._target_seconds() / self.frame_seconds))
+        if self.jitter.started:
+            target = max(target, self.jitter.target)  # keep what underruns made it grow to
         self.jitter.target = target
         self.jitter.max_target = max(target, int(target * self.s.max_target_factor))
         self.jitter.window = max(1, round(RECURRING_UNDERRUN_SECONDS / self.frame_seconds))
@@ -359,7 +430,7 @@ class StreamClient:
                     self._due.setdefault(self._pack_req(last), now)
                 return
             per_pack = self._pack_frames * self.frame_seconds
-            back = math.ceil(self.s.target_seconds / per_pack) + 1
+            back = math.ceil(self._target_seconds() / per_pack) + 1
             # After a restart the pack size is known already: anchor on the new run's newest pack.
             anchor = last if self._known_last < 0 else self._known_last
             self._want_from = max(first, anchor - back + 1)
@@ -389,11 +460,15 @@ class StreamClient:
         return max(0.1, self._pack_frames * self.frame_seconds / 3)
 
     def _probe(self, now: float) -> None:
-        """v1 only: ask for the pack after the newest listed one.
+        """v1 straight from the server only: ask for the pack after the newest listed one.
 
-        ``sequence.Z`` may be cached 10 s by resolvers (its TTL); asking ``seq_{last+1}`` directly
-        learns of a new pack as soon as it exists (an NXDOMAIN is cached only 1 s, the SOA minimum).
+        The sequence list is re-read every 4 s (as the original client caches it); asking
+        ``seq_{last+1}`` learns of a new pack as soon as it exists. Never through a resolver: it
+        would cache the "no such name" (the original server's NODATA for 60 s) and hide the pack
+        after it appears.
         """
+        if not self._direct:
+            return
         req = self._pack_req(self._known_last + 1)
         if req.seq not in self._have and req not in self._inflight and req not in self._due:
             self._due[req] = now + self._probe_delay()
@@ -429,6 +504,8 @@ class StreamClient:
     def _learn(self, frames: int, now: float) -> None:
         if frames and not self._pack_frames:
             self._pack_frames = float(frames)
+            if self.s.version == 1 and not self.jitter.started:
+                self._set_target()  # the v1 target through a resolver counts packs
             if self._known_last >= 0:
                 self._plan(self._known_first, self._known_last, now)
 
