@@ -283,7 +283,10 @@ Handler = Callable[[Call], Awaitable[None]] | CallHandler
 
 
 def as_handler(handler: Handler) -> CallHandler:
-    if inspect.iscoroutinefunction(handler):
+    if inspect.iscoroutinefunction(handler) or (
+        callable(handler)  # an object with ``async def __call__(self, call)``
+        and inspect.iscoroutinefunction(type(handler).__call__)
+    ):
         return TaskHandler(handler)
     if all(hasattr(handler, m) for m in ("started", "event", "failed")):
         return handler  # type: ignore[return-value]
@@ -295,7 +298,8 @@ def as_handler(handler: Handler) -> CallHandler:
 class serve:
     """Start an AudioSocket server for ``handler`` on ``host:port``.
 
-    ``handler`` is ``async def handler(call)`` (the call API) or a :class:`CallHandler`. Keyword
+    ``handler`` is ``async def handler(call)`` (the call API; or an object whose ``__call__`` is
+    such a coroutine function) or a :class:`CallHandler`. Keyword
     arguments named like :class:`ServerConfig` fields configure the server; the rest go to
     ``loop.create_server`` (e.g. ``reuse_port=True``).
     """
