@@ -52,7 +52,10 @@ class ServerConfig:
     connections are answered with a hangup message. ``queue_seconds``: bound of each call's outgoing
     queue. ``silence``: send silence when nothing is queued. ``max_events``: events queued for a
     slow call-API handler before the server stops reading that call's socket. ``write_timeout``:
-    seconds a peer may leave our audio unread before its call is dropped. ``backlog``: listen backlog
+    seconds a peer may leave our audio unread, or unacknowledged (TCP_USER_TIMEOUT: a peer that
+    vanished without closing), before its call is dropped. ``keepalive``: seconds without traffic
+    before TCP keepalive probes start, one a second (0: none), so that a call with nothing to send
+    (``silence=False``) still finds out its peer has vanished. ``backlog``: listen backlog
     (Asterisk gives up connecting after 2 s, so bursts of calls must fit in it). ``send_buffer``: the
     kernel send buffer per call in bytes (SO_SNDBUF; default: the kernel's, which on loopback grows to
     megabytes), to bound how much audio can sit unsent behind a peer that stopped reading.
@@ -67,6 +70,7 @@ class ServerConfig:
     silence: bool = True
     max_events: int = 250
     write_timeout: float = 10.0
+    keepalive: float = 5.0
     backlog: int = 4096
     send_buffer: int | None = None
 
@@ -83,6 +87,8 @@ class ServerConfig:
         for name in ("uuid_timeout", "queue_seconds", "write_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.keepalive < 0:
+            raise ConfigError("keepalive must be 0 (off) or positive")
 
     @classmethod
     def split(cls, options: dict[str, Any]) -> tuple[ServerConfig, dict[str, Any]]:
