@@ -127,14 +127,23 @@ def run_loop(coro: object, loop: str) -> object:
 # -- one generator process --------------------------------------------------------------------------
 
 
-def gen_main(port: int, calls: int, duration: float, latency_sample: float, ramp: float) -> None:
+def gen_main(
+    port: int, calls: int, duration: float, latency_sample: float, ramp: float, call_rate: float
+) -> None:
     from audionet.audiosocket.loadgen import drive_load
 
     def mark(started: bool) -> None:
         print("audio started" if started else "audio stopped", flush=True)
 
     res = drive_load(
-        "127.0.0.1", port, calls, duration, on_audio=mark, latency_sample=latency_sample, ramp=ramp
+        "127.0.0.1",
+        port,
+        calls,
+        duration,
+        on_audio=mark,
+        latency_sample=latency_sample,
+        ramp=ramp,
+        call_rate=call_rate,
     )
     print(json.dumps(dataclasses.asdict(res)))
 
@@ -296,6 +305,7 @@ def run_step(
     latency_sample: float = 0.125,
     ramp: float = 0.5,
     go_echo: Path | None = None,
+    call_rate: float = 0.0,
 ) -> Step:
     port = free_port()
     mport = free_port()
@@ -328,6 +338,8 @@ def run_step(
                     str(latency_sample),
                     "--ramp",
                     str(ramp),
+                    "--call-rate",
+                    str(call_rate / len([n for n in per if n])),
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -521,6 +533,12 @@ def main() -> int:
         help="seconds over which the calls start their audio, an eighth at a time (0: all at once)",
     )
     ap.add_argument(
+        "--call-rate",
+        type=float,
+        default=250.0,
+        help="calls placed a second (as they come in; 0: all at once)",
+    )
+    ap.add_argument(
         "--servers",
         default="ours,go",
         help="ours, go (the Go echo, bench/go_echo), bare (a bare asyncio echo)",
@@ -535,7 +553,12 @@ def main() -> int:
         return 0
     if args.gen:
         gen_main(
-            int(args.gen[0]), int(args.gen[1]), float(args.gen[2]), args.latency_sample, args.ramp
+            int(args.gen[0]),
+            int(args.gen[1]),
+            float(args.gen[2]),
+            args.latency_sample,
+            args.ramp,
+            args.call_rate,
         )
         return 0
 
@@ -582,6 +605,7 @@ def main() -> int:
                         args.latency_sample,
                         args.ramp,
                         go_echo,
+                        args.call_rate,
                     )
                 all_steps.append(step)
                 print(
@@ -622,7 +646,7 @@ def report(
         "",
         f"Command: `python bench/audiosocket_calls.py --steps {args.steps} --asyncio-steps {args.asyncio_steps} --duration {args.duration:g} "
         f"--gen-procs {args.gen_procs} --server-cpus {args.server_cpus} --gen-cpus {args.gen_cpus} "
-        f"--nice {args.nice} --rt {args.rt} --latency-sample {args.latency_sample:g} --ramp {args.ramp:g} "
+        f"--nice {args.nice} --rt {args.rt} --latency-sample {args.latency_sample:g} --ramp {args.ramp:g} --call-rate {args.call_rate:g} "
         f"--servers {args.servers} --loops {args.loops}`; machine: {os.cpu_count()} cores; "
         f"{pinning(server_cpus, gen_cpus)}{priority(args.nice, args.rt)}; load average before: "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}.",

@@ -189,14 +189,17 @@ class CallConnection(FrameClock, asyncio.Protocol):
                 if cfg.send_buffer:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.send_buffer)
             _detect_vanished(sock, cfg.write_timeout, cfg.keepalive)
-        if len(srv.connections) >= cfg.max_calls:
-            self.stats.calls_rejected += 1
-            self._closed = True
+        refusal = srv.refusal()
+        if refusal is not None:  # admission control: the calls up keep their 50 frames/s
+            reason, why = refusal
+            stats = self.stats
+            stats.calls_rejected += 1
+            stats.refused[reason] = stats.refused.get(reason, 0) + 1
+            self._closed = self._stopped = True
             self.transport.write(HANGUP_MESSAGE)
             self.transport.close()
-            srv.safe(
-                srv.handler.failed, self.peer, Error(f"over the limit of {cfg.max_calls} calls")
-            )
+            log.warning("refused a call from %s: %s", self.peer, why)
+            srv.safe(srv.handler.failed, self.peer, Error(f"refused: {why}"))
             return
         srv.connections.add(self)
         loop = srv.loop

@@ -125,11 +125,16 @@ def _quantile(data: list[float], q: float) -> float:
     return data[min(len(data) - 1, int(q * len(data)))]
 
 
-def _connect(host: str, port: int, calls: int, timeout: float) -> list[socket.socket]:
+def _connect(
+    host: str, port: int, calls: int, timeout: float, call_rate: float = 0.0
+) -> list[socket.socket]:
     socks: list[socket.socket] = []
-    end = time.monotonic() + timeout
+    begin = time.monotonic()
+    end = begin + timeout + (calls / call_rate if call_rate > 0 else 0.0)
     try:
-        for _ in range(calls):
+        for n in range(calls):
+            if call_rate > 0 and (wait := begin + n / call_rate - time.monotonic()) > 0:
+                time.sleep(wait)  # calls placed at ``call_rate`` a second, as they come in
             left = end - time.monotonic()
             if left <= 0:
                 raise TimedOut(
@@ -166,12 +171,14 @@ def drive_load(
     *,
     latency_sample: float = LATENCY_SAMPLE,
     ramp: float = RAMP,
+    call_rate: float = 0.0,
 ) -> LoadResult:
     """Open ``calls`` calls, give the server ``settle`` s to answer them all, start their audio slot
     by slot over ``ramp`` s, send a 20 ms frame on each every 20 ms for ``duration`` s more, then
     wait up to ``grace`` s for the last echoes. Blocking; runs in the calling thread.
     ``on_audio(True)`` is called once every call sends audio, ``on_audio(False)`` as it stops (a
-    benchmark measures the server over exactly that time). About ``latency_sample``
+    benchmark measures the server over exactly that time). ``call_rate``: calls placed a second
+    (0: as fast as they connect). About ``latency_sample``
     of the calls (the first of each slot always; 1: all) are read as soon as their echoes arrive and
     give the echo latency; the others are read in batches (see the module's docstring)."""
     if not 0 < latency_sample <= 1:
@@ -188,7 +195,7 @@ def drive_load(
     # The epoll first, so that its descriptor is a low number that select() takes (see wait()).
     ep = select.epoll(max(1, calls))
     try:
-        socks = _connect(host, port, calls, connect_timeout)
+        socks = _connect(host, port, calls, connect_timeout, call_rate)
     except BaseException:
         ep.close()
         raise
@@ -482,6 +489,7 @@ async def run_load(
     *,
     latency_sample: float = LATENCY_SAMPLE,
     ramp: float = RAMP,
+    call_rate: float = 0.0,
 ) -> LoadResult:
     """:func:`drive_load` in a worker thread, for use from a running event loop."""
     loop = asyncio.get_running_loop()
