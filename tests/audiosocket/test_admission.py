@@ -12,7 +12,7 @@ import pytest
 from audionet.audiosocket import Audio, Call, Hangup, connect, serve
 from audionet.audiosocket.apps import EchoApp
 from audionet.audiosocket.client import ClientCall
-from audionet.audiosocket.server import FRAMES_PER_SECOND, ServerConfig, fit_cost_per_frame
+from audionet.audiosocket.server import ServerConfig, fit_cost_per_call
 from audionet.errors import ConfigError
 from tests.audiosocket.util import strip_silence, tagged_audio
 
@@ -32,18 +32,18 @@ async def place(port: int, n: int, per_second: float, seconds: float) -> list[Cl
 async def test_calls_that_would_overload_the_core_are_refused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # 1% of a core is a few calls here: the server measures its cost per frame as the calls come
+    # 1% of a core is a few calls here: the server measures its cost per call as the calls come
     # in (the test's callers share its process, so they count too) and refuses the rest.
     caplog.set_level(logging.WARNING, "audionet.audiosocket.connection")
     async with serve(EchoApp(), "127.0.0.1", 0, max_load=0.01) as server:
         calls = await place(server.port, 40, per_second=20, seconds=3.0)
         await asyncio.sleep(0.5)
-        cost = server.cost_per_frame
+        cost = server.cost_per_call
         up = [c for c in calls if not c.ended]
         refused = [c for c in calls if c.ended]
         assert cost is not None and up and refused
         # at its limit: one more call would need more than 1% of a core, and is refused
-        assert (len(up) + 1) * 2 * FRAMES_PER_SECOND * cost > 0.01
+        assert (len(up) + 1) * cost > 0.01
         extra = await connect("127.0.0.1", server.port)
         await extra.wait_closed()
         assert extra.frames_received == 0
@@ -102,13 +102,14 @@ async def test_new_calls_wait_while_the_clock_runs_late() -> None:
         await slow.hangup()
 
 
-def test_the_cost_per_frame_is_told_apart_from_the_cost_of_setting_calls_up() -> None:
-    # 200 us a call set up, 5 us a frame: calls coming in 60 a window while their frames grow
-    windows = [(s * 200e-6 + f * 5e-6, s, f) for s, f in [(60, 400), (60, 1200), (62, 2000)]]
-    assert fit_cost_per_frame(windows) == pytest.approx(5e-6)
-    assert fit_cost_per_frame([(0.1, 0, 10000)]) == pytest.approx(1e-5)  # no setups: cpu/frames
-    assert fit_cost_per_frame([(0.1, 10, 100), (0.2, 20, 200)]) is None  # no telling
-    assert fit_cost_per_frame([]) is None
+def test_the_cost_per_call_is_told_apart_from_the_cost_of_setting_calls_up() -> None:
+    # 200 us a call set up, 0.8 ms of CPU a second per call up: calls coming in 60 a window of
+    # 0.25 s while the calls up (call-seconds a window) grow
+    windows = [(s * 200e-6 + u * 8e-4, s, u) for s, u in [(60, 7.5), (60, 22.5), (62, 37.5)]]
+    assert fit_cost_per_call(windows) == pytest.approx(8e-4)
+    assert fit_cost_per_call([(0.1, 0, 100.0)]) == pytest.approx(1e-3)  # no setups: cpu / calls
+    assert fit_cost_per_call([(0.1, 10, 100.0), (0.2, 20, 200.0)]) is None  # no telling
+    assert fit_cost_per_call([]) is None
 
 
 def test_admission_settings_are_checked() -> None:

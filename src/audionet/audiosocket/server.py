@@ -36,7 +36,6 @@ from audionet.audiosocket.connection import (
 )
 from audionet.audiosocket.metrics import Stats
 from audionet.audiosocket.proto import (
-    FRAME_MS,
     Error,
     Limits,
     State,
@@ -65,10 +64,10 @@ class ServerConfig:
 
     Admission control (a call refused gets a hangup message at once, a log line, and is counted in
     ``stats.calls_rejected`` and ``stats.refused``): besides ``max_calls``, ``max_load`` (0: off)
-    refuses a new call when the calls up, each counted as a whole call (a frame each way every
-    20 ms), would need more than this share of one core at the CPU cost per frame the server has
-    measured (its process's CPU time over the frames in and out, every ``MEASURE`` s), so that the
-    calls already up keep their 50 frames/s; and ``max_lag`` (0: off) refuses new calls while the
+    refuses a new call when one more call would need more than this share of one core at the CPU
+    cost per call the server has measured (its process's CPU time per call up, every ``MEASURE``
+    s), so that the calls already up keep their 50 frames/s; and ``max_lag`` (0: off) refuses new
+    calls while the
     clock's ticks over the last second started more than this late (p90). The cost measure is the
     whole process's: right for a server in a process of its own (``audionet audiosocket serve``
     turns both on), not for one sharing its process with other work, so both are off by default.
@@ -117,8 +116,6 @@ class ServerConfig:
         return cls(**ours), {k: v for k, v in options.items() if k not in names}
 
 
-FRAMES_PER_SECOND = 1000 // FRAME_MS
-
 #: Seconds between additions of the straight echo path's frame counts to the server's counters.
 STATS_FLUSH = 1.0
 #: Seconds between measures of the server's CPU cost per frame and of its clock's lag (admission).
@@ -138,29 +135,29 @@ def echoes(audio_message: _F) -> _F:
     return audio_message
 
 
-def fit_cost_per_frame(windows: Iterable[tuple[float, int, int]]) -> float | None:
-    """The CPU seconds per frame ``c`` of ``cpu = a * setups + c * frames`` fitted by least
-    squares over ``windows`` of (cpu, setups, frames); when the windows cannot tell the two
-    costs apart (setups in step with frames), or there is nothing to fit, None; with no setups
-    at all, cpu / frames."""
-    sss = ssf = sff = ssc = sfc = 0.0
-    for cpu, setups, frames in windows:
+def fit_cost_per_call(windows: Iterable[tuple[float, int, float]]) -> float | None:
+    """The CPU seconds per call-second ``c`` of ``cpu = a * setups + c * call_seconds`` fitted by
+    least squares over ``windows`` of (cpu, setups, call_seconds); when the windows cannot tell
+    the two costs apart (setups in step with the calls up), or there is nothing to fit, None;
+    with no setups at all, cpu / call_seconds."""
+    sss = ssu = suu = ssc = suc = 0.0
+    for cpu, setups, units in windows:
         sss += setups * setups
-        ssf += setups * frames
-        sff += frames * frames
+        ssu += setups * units
+        suu += units * units
         ssc += setups * cpu
-        sfc += frames * cpu
-    if sff <= 0:
+        suc += units * cpu
+    if suu <= 0:
         return None
     if sss == 0:
-        return sfc / sff
-    det = sss * sff - ssf * ssf
-    if det <= 1e-6 * sss * sff:  # (proportional: no telling which costs what)
+        return suc / suu
+    det = sss * suu - ssu * ssu
+    if det <= 1e-6 * sss * suu:  # (proportional: no telling which costs what)
         return None
-    a = (sff * ssc - ssf * sfc) / det
-    c = (sss * sfc - ssf * ssc) / det
-    if a < 0:  # noise: what the setups cannot explain is the frames'
-        return sfc / sff
+    a = (suu * ssc - ssu * suc) / det
+    c = (sss * suc - ssu * ssc) / det
+    if a < 0:  # noise: what the setups cannot explain is the calls'
+        return suc / suu
     return c if c > 0 else None
 
 
@@ -233,13 +230,14 @@ class AudioSocketServer:
         self.connections: set[CallConnection] = set()
         self._flusher: asyncio.TimerHandle | None = None
         self._measurer: asyncio.TimerHandle | None = None
-        #: CPU seconds per frame in or out (None until measured), and the clock's recent lag.
-        self.cost_per_frame: float | None = None
+        #: CPU seconds a second per call up (a share of a core; None until measured), and the
+        #: clock's recent lag.
+        self.cost_per_call: float | None = None
         self.lag = 0.0
         #: Calls set up or ended (accepted, refused, closed): a cost of their own.
         self.setups = 0
-        self._measured = (0.0, 0, 0)
-        self._windows: deque[tuple[float, int, int]] = deque(maxlen=MEASURE_WINDOWS)
+        self._measured = (0.0, 0.0, 0, 0)
+        self._windows: deque[tuple[float, int, float]] = deque(maxlen=MEASURE_WINDOWS)
         self._server: asyncio.Server | None = None
         self._idle: asyncio.Future[None] | None = None
         # Both are set by start(), on the loop that runs the server.
@@ -256,26 +254,28 @@ class AudioSocketServer:
         self._server = await self.loop.create_server(lambda: cls(self), host, port, **kwargs)
         self._flusher = self.loop.call_later(STATS_FLUSH, self._flush_stats)
         if self.config.max_load or self.config.max_lag:
-            self._measured = (time.process_time(), 0, 0)
+            self._measured = (time.process_time(), time.monotonic(), 0, 0)
             self._measurer = self.loop.call_later(MEASURE, self._measure)
         return self
 
     def _measure(self) -> None:
-        """The CPU cost per frame and the clock's lag. The process's CPU time over the last
+        """The CPU cost per call and the clock's lag. The process's CPU time over the last
         MEASURE_WINDOWS measures is fitted (least squares) as a cost per call set up or ended
-        plus a cost per frame: while calls come in, setting them up costs more than their few
-        frames, and counted per frame it would refuse calls that fit."""
+        plus a cost per second of each call up: while calls come in, setting them up costs more
+        than their first seconds. (Per call, not per frame: a silent call's frame, sent by the
+        ticker, costs about twice an echoed one, and a silent call about what an echoing one
+        costs: 0.76 ms of CPU a second each, 500 silent or 565 echoing calls on uvloop.)"""
         self._add_calls_counts()
-        stats = self._stats
-        now = (time.process_time(), self.setups, stats.frames_in + stats.frames_out)
-        cpu0, setups0, frames0 = self._measured
+        calls = len(self.connections)
+        now = (time.process_time(), time.monotonic(), self.setups, calls)
+        cpu0, t0, setups0, calls0 = self._measured
         self._measured = now
-        window = (now[0] - cpu0, now[1] - setups0, now[2] - frames0)
+        window = (now[0] - cpu0, now[2] - setups0, (now[1] - t0) * (calls + calls0) / 2)
         if window[2] > 0:
             self._windows.append(window)
-            cost = fit_cost_per_frame(self._windows)
+            cost = fit_cost_per_call(self._windows)
             if cost is not None:
-                self.cost_per_frame = cost
+                self.cost_per_call = cost
         self.lag = self.ticker.recent_lateness(0.9) if len(self.ticker) else 0.0
         if self._server is not None and self._server.is_serving():
             self._measurer = self.loop.call_later(MEASURE, self._measure)
@@ -290,13 +290,13 @@ class AudioSocketServer:
             return "max_calls", f"over the limit of {cfg.max_calls} calls"
         if cfg.max_lag and self.lag > cfg.max_lag:
             return "lag", f"the clock runs {1000 * self.lag:.0f} ms late with {up} calls up"
-        cost = self.cost_per_frame
+        cost = self.cost_per_call
         if cfg.max_load and cost is not None:
-            need = (up + 1) * 2 * FRAMES_PER_SECOND * cost
+            need = (up + 1) * cost
             if need > cfg.max_load:
                 return "load", (
                     f"{up + 1} calls would need {100 * need:.0f}% of a core "
-                    f"({1e6 * cost:.1f} us per frame; limit {100 * cfg.max_load:.0f}%)"
+                    f"({1000 * cost:.2f} ms of CPU a second each; limit {100 * cfg.max_load:.0f}%)"
                 )
         return None
 

@@ -57,10 +57,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--max-load",
         type=float,
-        default=0.8,
-        help="refuse a new call (a hangup message, a log line, a metric) when the calls up would "
-        "need more than this share of a core at the measured CPU cost per frame (default 0.8; "
-        "0: off)",
+        default=0.6,
+        help="refuse a new call (a hangup message, a log line, a metric) when one more call would "
+        "need more than this share of a core at the measured CPU cost per call (default 0.6: "
+        "calls cost more once they talk and the more of them there are, and the clock runs late "
+        "in bursts above about 80%%; 0: off)",
     )
     p.add_argument(
         "--max-lag",
