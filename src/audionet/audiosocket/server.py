@@ -19,7 +19,9 @@ import dataclasses
 import inspect
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Generator
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
@@ -52,10 +54,23 @@ class ServerConfig:
     connections are answered with a hangup message. ``queue_seconds``: bound of each call's outgoing
     queue. ``silence``: send silence when nothing is queued. ``max_events``: events queued for a
     slow call-API handler before the server stops reading that call's socket. ``write_timeout``:
-    seconds a peer may leave our audio unread before its call is dropped. ``backlog``: listen backlog
+    seconds a peer may leave our audio unread, or unacknowledged (TCP_USER_TIMEOUT: a peer that
+    vanished without closing), before its call is dropped. ``keepalive``: seconds without traffic
+    before TCP keepalive probes start, one a second (0: none), so that a call with nothing to send
+    (``silence=False``) still finds out its peer has vanished. ``backlog``: listen backlog
     (Asterisk gives up connecting after 2 s, so bursts of calls must fit in it). ``send_buffer``: the
     kernel send buffer per call in bytes (SO_SNDBUF; default: the kernel's, which on loopback grows to
     megabytes), to bound how much audio can sit unsent behind a peer that stopped reading.
+
+    Admission control (a call refused gets a hangup message at once, a log line, and is counted in
+    ``stats.calls_rejected`` and ``stats.refused``): besides ``max_calls``, ``max_load`` (0: off)
+    refuses a new call when one more call would need more than this share of one core at the CPU
+    cost per call the server has measured (its process's CPU time per call up, every ``MEASURE``
+    s), so that the calls already up keep their 50 frames/s; and ``max_lag`` (0: off) refuses new
+    calls while the
+    clock's ticks over the last second started more than this late (p90). The cost measure is the
+    whole process's: right for a server in a process of its own (``audionet audiosocket serve``
+    turns both on), not for one sharing its process with other work, so both are off by default.
     """
 
     rate: int = 8000
@@ -67,6 +82,9 @@ class ServerConfig:
     silence: bool = True
     max_events: int = 250
     write_timeout: float = 10.0
+    keepalive: float = 5.0
+    max_load: float = 0.0
+    max_lag: float = 0.0
     backlog: int = 4096
     send_buffer: int | None = None
 
@@ -83,6 +101,12 @@ class ServerConfig:
         for name in ("uuid_timeout", "queue_seconds", "write_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.keepalive < 0:
+            raise ConfigError("keepalive must be 0 (off) or positive")
+        if not 0 <= self.max_load <= 1:
+            raise ConfigError("max_load is a share of one core: 0 (off) to 1")
+        if self.max_lag < 0:
+            raise ConfigError("max_lag must be 0 (off) or positive (seconds)")
 
     @classmethod
     def split(cls, options: dict[str, Any]) -> tuple[ServerConfig, dict[str, Any]]:
@@ -94,6 +118,10 @@ class ServerConfig:
 
 #: Seconds between additions of the straight echo path's frame counts to the server's counters.
 STATS_FLUSH = 1.0
+#: Seconds between measures of the server's CPU cost per frame and of its clock's lag (admission).
+MEASURE = 0.25
+#: How many measures (of MEASURE s) the cost per frame is fitted over.
+MEASURE_WINDOWS = 12
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -105,6 +133,32 @@ def echoes(audio_message: _F) -> _F:
     overrides a marked one is not marked unless it is decorated itself."""
     setattr(audio_message, ECHO_MARK, True)
     return audio_message
+
+
+def fit_cost_per_call(windows: Iterable[tuple[float, int, float]]) -> float | None:
+    """The CPU seconds per call-second ``c`` of ``cpu = a * setups + c * call_seconds`` fitted by
+    least squares over ``windows`` of (cpu, setups, call_seconds); when the windows cannot tell
+    the two costs apart (setups in step with the calls up), or there is nothing to fit, None;
+    with no setups at all, cpu / call_seconds."""
+    sss = ssu = suu = ssc = suc = 0.0
+    for cpu, setups, units in windows:
+        sss += setups * setups
+        ssu += setups * units
+        suu += units * units
+        ssc += setups * cpu
+        suc += units * cpu
+    if suu <= 0:
+        return None
+    if sss == 0:
+        return suc / suu
+    det = sss * suu - ssu * ssu
+    if det <= 1e-6 * sss * suu:  # (proportional: no telling which costs what)
+        return None
+    a = (suu * ssc - ssu * suc) / det
+    c = (sss * suc - ssu * ssc) / det
+    if a < 0:  # noise: what the setups cannot explain is the calls'
+        return suc / suu
+    return c if c > 0 else None
 
 
 class CallHandler(Protocol):
@@ -175,6 +229,15 @@ class AudioSocketServer:
         self._stats = Stats()
         self.connections: set[CallConnection] = set()
         self._flusher: asyncio.TimerHandle | None = None
+        self._measurer: asyncio.TimerHandle | None = None
+        #: CPU seconds a second per call up (a share of a core; None until measured), and the
+        #: clock's recent lag.
+        self.cost_per_call: float | None = None
+        self.lag = 0.0
+        #: Calls set up or ended (accepted, refused, closed): a cost of their own.
+        self.setups = 0
+        self._measured = (0.0, 0.0, 0, 0)
+        self._windows: deque[tuple[float, int, float]] = deque(maxlen=MEASURE_WINDOWS)
         self._server: asyncio.Server | None = None
         self._idle: asyncio.Future[None] | None = None
         # Both are set by start(), on the loop that runs the server.
@@ -190,7 +253,52 @@ class AudioSocketServer:
         cls = CallConnection if uvloop else BufferedCallConnection
         self._server = await self.loop.create_server(lambda: cls(self), host, port, **kwargs)
         self._flusher = self.loop.call_later(STATS_FLUSH, self._flush_stats)
+        if self.config.max_load or self.config.max_lag:
+            self._measured = (time.process_time(), time.monotonic(), 0, 0)
+            self._measurer = self.loop.call_later(MEASURE, self._measure)
         return self
+
+    def _measure(self) -> None:
+        """The CPU cost per call and the clock's lag. The process's CPU time over the last
+        MEASURE_WINDOWS measures is fitted (least squares) as a cost per call set up or ended
+        plus a cost per second of each call up: while calls come in, setting them up costs more
+        than their first seconds. (Per call, not per frame: a silent call's frame, sent by the
+        ticker, costs about twice an echoed one, and a silent call about what an echoing one
+        costs: 0.76 ms of CPU a second each, 500 silent or 565 echoing calls on uvloop.)"""
+        self._add_calls_counts()
+        calls = len(self.connections)
+        now = (time.process_time(), time.monotonic(), self.setups, calls)
+        cpu0, t0, setups0, calls0 = self._measured
+        self._measured = now
+        window = (now[0] - cpu0, now[2] - setups0, (now[1] - t0) * (calls + calls0) / 2)
+        if window[2] > 0:
+            self._windows.append(window)
+            cost = fit_cost_per_call(self._windows)
+            if cost is not None:
+                self.cost_per_call = cost
+        self.lag = self.ticker.recent_lateness(0.9) if len(self.ticker) else 0.0
+        if self._server is not None and self._server.is_serving():
+            self._measurer = self.loop.call_later(MEASURE, self._measure)
+        else:
+            self._measurer = None
+
+    def refusal(self) -> tuple[str, str] | None:
+        """Why a new call would be refused now (a reason and what to log), or None."""
+        cfg = self.config
+        up = len(self.connections)
+        if up >= cfg.max_calls:
+            return "max_calls", f"over the limit of {cfg.max_calls} calls"
+        if cfg.max_lag and self.lag > cfg.max_lag:
+            return "lag", f"the clock runs {1000 * self.lag:.0f} ms late with {up} calls up"
+        cost = self.cost_per_call
+        if cfg.max_load and cost is not None:
+            need = (up + 1) * cost
+            if need > cfg.max_load:
+                return "load", (
+                    f"{up + 1} calls would need {100 * need:.0f}% of a core "
+                    f"({1000 * cost:.2f} ms of CPU a second each; limit {100 * cfg.max_load:.0f}%)"
+                )
+        return None
 
     @property
     def stats(self) -> Stats:
@@ -243,6 +351,9 @@ class AudioSocketServer:
         if self._flusher is not None:  # every call's counts are added as it ends
             self._flusher.cancel()
             self._flusher = None
+        if self._measurer is not None:
+            self._measurer.cancel()
+            self._measurer = None
         for conn in list(self.connections):
             conn.hangup("server shutting down")
             if conn.core is not None and conn.core.state is State.AWAIT_UUID:
@@ -283,7 +394,10 @@ Handler = Callable[[Call], Awaitable[None]] | CallHandler
 
 
 def as_handler(handler: Handler) -> CallHandler:
-    if inspect.iscoroutinefunction(handler):
+    if inspect.iscoroutinefunction(handler) or (
+        callable(handler)  # an object with ``async def __call__(self, call)``
+        and inspect.iscoroutinefunction(type(handler).__call__)
+    ):
         return TaskHandler(handler)
     if all(hasattr(handler, m) for m in ("started", "event", "failed")):
         return handler  # type: ignore[return-value]
@@ -295,7 +409,8 @@ def as_handler(handler: Handler) -> CallHandler:
 class serve:
     """Start an AudioSocket server for ``handler`` on ``host:port``.
 
-    ``handler`` is ``async def handler(call)`` (the call API) or a :class:`CallHandler`. Keyword
+    ``handler`` is ``async def handler(call)`` (the call API; or an object whose ``__call__`` is
+    such a coroutine function) or a :class:`CallHandler`. Keyword
     arguments named like :class:`ServerConfig` fields configure the server; the rest go to
     ``loop.create_server`` (e.g. ``reuse_port=True``).
     """

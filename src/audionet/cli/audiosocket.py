@@ -55,6 +55,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=int, default=9092, help="TCP port (default 9092)")
     p.add_argument("--max-calls", type=int, default=10000, help="concurrent calls per process")
     p.add_argument(
+        "--max-load",
+        type=float,
+        default=0.6,
+        help="refuse a new call (a hangup message, a log line, a metric) when one more call would "
+        "need more than this share of a core at the measured CPU cost per call (default 0.6: "
+        "calls cost more once they talk and the more of them there are, and the clock runs late "
+        "in bursts above about 80%%; 0: off)",
+    )
+    p.add_argument(
+        "--max-lag",
+        type=float,
+        default=0.010,
+        help="refuse new calls while the send clock runs more than this many seconds late "
+        "(p90 over the last second; default 0.010; 0: off)",
+    )
+    p.add_argument(
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
     )
     p.add_argument(
@@ -186,7 +202,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 _SERVE_SETTINGS = (
-    "app", "host", "port", "max_calls", "workers", "metrics_port", "rate", "input_codec",
+    "app", "host", "port", "max_calls", "max_load", "max_lag", "workers", "metrics_port", "rate",
+    "input_codec",
     "uuid_timeout", "loop",
 )  # fmt: skip
 
@@ -233,6 +250,8 @@ async def _serve(
         args.port,
         rate=args.rate,
         max_calls=args.max_calls,
+        max_load=args.max_load,
+        max_lag=args.max_lag,
         input_codec=args.input_codec,
         uuid_timeout=args.uuid_timeout,
         **extra,
