@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="examples:\n"
         "  audionet audiosocket serve --app echo --port 9092\n"
         "  audionet audiosocket call 127.0.0.1:9092 --play hello.wav --record reply.wav\n"
-        "  audionet audiosocket bench 127.0.0.1:9092 --calls 500 --duration 10",
+        "  audionet audiosocket bench 127.0.0.1:9092 --calls 500 --duration 10\n"
+        "  audionet audiosocket bridge 127.0.0.1:9301 127.0.0.1:9302 --codec ulaw",
     )
     p = add_command(
         group,
@@ -124,6 +125,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "0: all in the same 20 ms); --duration counts from when all have started",
     )
     _loop_arg(p)
+
+    from audionet.cli.bridges import add_bridge_command
+
+    add_bridge_command(group)
 
 
 def _loop_arg(p: argparse.ArgumentParser) -> None:
