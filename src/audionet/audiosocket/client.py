@@ -12,6 +12,7 @@ without a hangup message, as Asterisk does.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import time
 import uuid as uuid_mod
@@ -19,7 +20,7 @@ from collections import deque
 from typing import Any, cast
 
 from audionet.audiosocket.check import AsteriskChecker, Violation
-from audionet.audiosocket.clock import Ticker, get_ticker
+from audionet.audiosocket.clock import PERIOD, Ticker, get_ticker
 from audionet.audiosocket.pacing import OutgoingAudio
 from audionet.audiosocket.proto import Audio, Error, Hangup, encode_dtmf, encode_uuid
 from audionet.errors import TimedOut
@@ -44,7 +45,7 @@ class ClientCall(asyncio.Protocol):
         self.out = OutgoingAudio(rate, max_bytes=1 << 40, silence=False)
         self.transport: asyncio.Transport | None = None
         self.ticker: Ticker | None = None
-        #: The deadline of the next frame (kept by the ticker).
+        #: The deadline of the next frame (set first by the ticker).
         self.due = 0.0
         #: Everything the server sent as audio, if ``record``.
         self.received = bytearray()
@@ -119,6 +120,13 @@ class ClientCall(asyncio.Protocol):
     # -- the clock ---------------------------------------------------------------------------------
 
     def tick(self) -> None:
+        # Like Asterisk: a frame every 20 ms on its own clock, whatever the server does; the
+        # deadlines of a loop held up are skipped, never made up in a burst.
+        due = self.due + PERIOD
+        now = time.monotonic()
+        if due <= now:
+            due += math.ceil((now - due) / PERIOD) * PERIOD
+        self.due = due
         if self.ended or self.transport is None:
             return
         if self.wait_for_server and not self.frames_received:

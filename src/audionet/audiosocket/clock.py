@@ -1,18 +1,18 @@
 """One shared 20 ms ticker per event loop that drives the outgoing clock of every call.
 
 A timer per call would cost one timer-heap operation and one callback per call per tick; one ticker
-walks all calls in one callback. Deadlines are on the loop's monotonic clock: ``start + k * period``.
+walks all calls in one callback. Deadlines are on the loop's monotonic clock: ``base + k * slot``.
 When the loop falls behind, the ticker runs once, late, and then moves on to the next deadline in the
 future: it never bursts to catch up (Asterisk would play a burst at once). Lateness of every tick is
 recorded so servers and load generators can report it. Deadlines and lateness use ``time.monotonic``
 (the clock of asyncio's ``loop.time``), not ``loop.time()`` itself: uvloop's has millisecond steps.
 
-Each member carries ``due``, the deadline of its next frame (one of its group's deadlines). The
-ticker serves a member only when ``due`` has come; a member that sent its frame itself a little
-before the deadline (a call answering the caller's frame as it arrives, see
-:meth:`~audionet.audiosocket.connection.CallConnection.answer`) moves its ``due`` one period on and
-the ticker passes it by. :meth:`Ticker.shift` moves a member's deadlines by whole slots (to another
-group), so a call's clock can lock onto the phase of the caller's frames.
+The ticker only keeps time; it decides nothing about a member's frames. Each member carries ``due``,
+the deadline of its next frame, always one of the ticker's deadlines (:meth:`Ticker.align`), and
+sits in the group served at that phase (:meth:`Ticker.place` after it moves ``due`` to another
+phase). The ticker calls ``member.tick()`` when ``due`` has come; the member sends its frame (or not)
+and sets its next ``due`` itself. A member that sent its frame before the deadline (a call answering
+the caller's frame as it arrives) has already moved ``due`` on, and the ticker passes it by.
 """
 
 from __future__ import annotations
@@ -26,12 +26,9 @@ from typing import Protocol
 
 import numpy as np
 
-from audionet.audiosocket.proto import FRAME_MS
+from audionet.audiosocket.schedule import PERIOD, PHASES, SLOT
 
-PERIOD = FRAME_MS / 1000
-#: Groups of members served ``SLOT`` apart within each period (one timer alive at a time).
-PHASES = 8
-SLOT = PERIOD / PHASES
+__all__ = ["LATENESS_BUCKETS", "PERIOD", "PHASES", "SLOT", "Ticker", "Ticking", "get_ticker"]
 #: Upper bounds (s) of the lateness histogram's buckets; one more bucket holds everything above.
 LATENESS_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
@@ -41,10 +38,12 @@ LATENESS_WINDOW = 24000
 
 
 class Ticking(Protocol):
-    #: The deadline of the member's next frame (time.monotonic); set by :meth:`Ticker.add`.
+    #: The deadline of the member's next frame (time.monotonic): set first by :meth:`Ticker.add`,
+    #: then by the member itself, on one of the ticker's deadlines (:meth:`Ticker.align`).
     due: float
 
-    def tick(self) -> None: ...
+    def tick(self) -> None:
+        """``due`` has come: send the frame (or not) and set the next ``due``."""
 
 
 class Ticker:
@@ -65,6 +64,8 @@ class Ticker:
         self._groups: list[dict[Ticking, None]] = [{} for _ in range(phases)]
         self._where: dict[Ticking, int] = {}
         self._deadlines = [0.0] * phases
+        #: Group 0's first deadline: every deadline is ``_base + k * _slot`` (group ``k % phases``).
+        self._base = 0.0
         self._phase = 0
         self._handle: asyncio.TimerHandle | None = None
         # Seconds late at the start of a tick, and after its last member ticked: ring buffers of
@@ -83,10 +84,6 @@ class Ticker:
         self.skipped = 0
         #: How late (s) the last tick with members started: the loop's backlog, as of then.
         self.behind = 0.0
-        #: When (time.monotonic) the last tick ended. Ticks come every ``period / phases`` while
-        #: there are members: long before now means the loop was held up since (a loop that runs
-        #: its I/O callbacks before its timers reads before the late tick updates ``behind``).
-        self.ran = 0.0
 
     def __len__(self) -> int:
         return len(self._where)
@@ -99,22 +96,28 @@ class Ticker:
         self._where[member] = group
         if self._handle is None:
             now = time.monotonic()
-            self._deadlines = [now + (g + 1) * self._slot for g in range(self.phases)]
+            self._base = now + self._slot
+            self._deadlines = [self._base + g * self._slot for g in range(self.phases)]
             self._phase = 0
             self._handle = self.loop.call_later(self._slot, self._tick)
         member.due = self._deadlines[group]
 
-    def shift(self, member: Ticking, slots: int) -> None:
-        """Move ``member``'s deadlines ``slots`` slots later (earlier if negative), into the group
-        served at that phase: its next frame becomes due ``slots * period / phases`` later."""
+    def align(self, t: float) -> float:
+        """The first of the ticker's deadlines (of any group) at or after ``t``."""
+        base, slot = self._base, self._slot
+        return base + math.ceil((t - base) / slot - 1e-6) * slot
+
+    def place(self, member: Ticking) -> None:
+        """Move ``member`` into the group whose deadlines its ``due`` (one of the ticker's
+        deadlines) belongs to, after the member moved ``due`` to another phase."""
         group = self._where.get(member)
         if group is None:
             return
-        del self._groups[group][member]
-        group = (group + slots) % self.phases
-        self._groups[group][member] = None
-        self._where[member] = group
-        member.due += slots * self._slot
+        new = round((member.due - self._base) / self._slot) % self.phases
+        if new != group:
+            del self._groups[group][member]
+            self._groups[new][member] = None
+            self._where[member] = new
 
     def discard(self, member: Ticking) -> None:
         group = self._where.pop(member, None)
@@ -141,15 +144,17 @@ class Ticker:
         deadline = self._deadlines[phase]
         group = self._groups[phase]
         start = time.monotonic()
+        if start < deadline:  # a timer may fire early (uvloop's are whole milliseconds): not yet
+            self._handle = loop.call_later(deadline - start, self._tick)
+            return
         if group:
-            # A member whose frame for this deadline is already sent has its ``due`` a period on
-            # (half a slot of margin for float sums); every other member is served now.
+            # A member whose frame for this deadline is already sent has its ``due`` later on
+            # (half a slot of margin for float sums); every other member is served now, and sets
+            # its next ``due`` itself.
             serve_by = deadline + self._slot / 2
-            nxt_due = deadline + self.period
             for member in list(group):
                 if member.due > serve_by:
                     continue
-                member.due = nxt_due
                 try:
                     member.tick()
                 except Exception as exc:  # one bad member must not stop the clock of the others
@@ -161,7 +166,6 @@ class Ticker:
             self.behind = start - deadline
         else:
             end = start
-        self.ran = end
         if not self._where:
             self._handle = None
             return
@@ -175,11 +179,6 @@ class Ticker:
         self._deadlines[phase] = nxt
         self._phase = min(range(self.phases), key=self._deadlines.__getitem__)
         self._handle = loop.call_later(self._deadlines[self._phase] - time.monotonic(), self._tick)
-
-    def stalled(self, now: float) -> bool:
-        """Whether the loop is (or just was) a period or more behind: the last tick started that
-        late, or no tick has run for that long (a stall not yet seen by a tick)."""
-        return self.behind >= self.period or (0.0 < self.ran <= now - self.period)
 
     def lateness_histogram(self) -> tuple[list[int], float]:
         """A copy of the per-bucket counts of :attr:`histogram` and the sum of all lateness."""

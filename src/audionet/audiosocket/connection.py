@@ -1,9 +1,11 @@
 """One AudioSocket connection as an ``asyncio.Protocol``: the adapter between the event loop
 and the protocol core (:class:`~audionet.audiosocket.proto.ServerConnection`).
 
-It feeds received bytes to the core and hands the events to the server's handler, runs the call's
-outgoing clock (:meth:`CallConnection.tick`, called by the shared ticker), writes every message in one
-``transport.write`` on a TCP_NODELAY socket, and always sends a hangup message before it closes.
+It feeds received bytes to the core and hands the events to the server's handler, sends the call's
+frames when its clock (:class:`~audionet.audiosocket.schedule.FrameClock`, the one place that decides
+when a frame leaves) says so, as the caller's audio arrives or at the shared ticker's call
+(:meth:`CallConnection.tick`), writes every message in one ``transport.write`` on a TCP_NODELAY
+socket, and always sends a hangup message before it closes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import socket
 import weakref
 from collections import deque
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from audionet.audio.codecs.g711 import alaw_decode, ulaw_decode
 from audionet.audiosocket.call import Call
-from audionet.audiosocket.clock import PERIOD, SLOT
+from audionet.audiosocket.clock import PERIOD
 from audionet.audiosocket.pacing import OutgoingAudio
 from audionet.audiosocket.proto import (
     HANGUP_MESSAGE,
@@ -39,6 +40,7 @@ from audionet.audiosocket.proto import (
     frame_bytes,
     kind_for_rate,
 )
+from audionet.audiosocket.schedule import FrameClock
 
 if TYPE_CHECKING:
     from audionet.audiosocket.server import AudioSocketServer
@@ -48,16 +50,6 @@ log = logging.getLogger(__name__)
 #: Seconds a closing connection may take to flush before it is aborted (a peer that stopped reading).
 CLOSE_GRACE = 2.0
 _DECODERS = {"slin": None, "ulaw": ulaw_decode, "alaw": alaw_decode}
-
-#: How early (s) a call may send its frame before the deadline, from the receive callback.
-EARLY = 0.010
-_HALF_EARLY = EARLY / 2
-_SLOT = SLOT
-_MAX_JUMP = round(EARLY / SLOT)
-#: Seconds a backlog of queued replies must stand (found after every frame the caller sent) before
-#: the clock catches up with it, up to a frame per period: a caller whose frames come in clumps,
-#: whose queue runs dry between them, keeps the delay its jitter needs.
-STANDING = 0.5
 
 #: One receive buffer shared by every :class:`BufferedCallConnection` of a process: each read is
 #: copied out of it before the loop does anything else, so it is never used by two reads at once.
@@ -97,14 +89,12 @@ def _no_write(data: bytes) -> None:
     raise RuntimeError("write before the call started")
 
 
-class CallConnection(asyncio.Protocol):
+class CallConnection(FrameClock, asyncio.Protocol):
     """One TCP connection from Asterisk."""
 
     # Slots: a call's state in one compact object (no separate attribute array), so the few
     # cache lines of it the per-frame path reads are fewer to fetch again for each frame.
     __slots__ = (
-        "_backlog_from",
-        "_backlog_last",
         "_closed",
         "_echo",
         "_echoed",
@@ -124,7 +114,6 @@ class CallConnection(asyncio.Protocol):
         "_write",
         "call",
         "core",
-        "due",
         "out",
         "peer",
         "server",
@@ -133,6 +122,7 @@ class CallConnection(asyncio.Protocol):
     )
 
     def __init__(self, server: AudioSocketServer) -> None:
+        FrameClock.__init__(self)
         # The hottest path (see data_received): a read of exactly ``_fast_len`` bytes that starts
         # with ``_fast_head`` is one whole frame. 0 while it does not apply: before the UUID, after
         # the end, while part of a message is held back, without a handler hook, or for G.711 input.
@@ -149,8 +139,6 @@ class CallConnection(asyncio.Protocol):
         #: :meth:`flush_stats` adds them (the server does, once a second and as the call ends).
         self._echoed = 0
         self.call: Call | None = None
-        #: The deadline of this call's next outgoing frame (kept by the shared ticker).
-        self.due = 0.0
         self._msgs: deque[bytes] | None = None
         self._pcm: bytearray = bytearray()
         self._paused = False
@@ -162,7 +150,6 @@ class CallConnection(asyncio.Protocol):
         self.out: OutgoingAudio | None = None
         self.peer: Any = None
         self._stalled = 0
-        self._backlog_from = self._backlog_last = -math.inf
         self._timer: asyncio.TimerHandle | None = None
         self._on_event = server.handler.event
         self._rate = server.config.rate
@@ -214,36 +201,25 @@ class CallConnection(asyncio.Protocol):
                     self.stats.bytes_in += self._fast_payload
                     self._handler_failed(exc)
                     return
-            # The steady state of an echo once the clock has locked on, written out here: the
-            # reply is the frame itself, nothing is queued before it and the frame is due within
-            # the window, near its middle: it goes straight back, never through the queue.
-            now = monotonic()
-            early = now - self.due + _HALF_EARLY
-            if (
-                reply is data
-                and -_SLOT <= early <= _SLOT
-                and not self._msgs
-                and not self._pcm
-                and not self._paused
-                and not self._closed
-            ):
-                self._write(data)
-                self._echoed += 1  # a frame in and the same frame out (see flush_stats)
-                self.due += PERIOD
+            if self._clock(monotonic(), True):  # this call's next frame leaves now
+                if reply is data and not self._msgs and not self._pcm:
+                    # nothing queued before it: the reply goes straight back, never through the
+                    # queue (the steady state of an echo once the clock has locked on)
+                    self._write(data)
+                    self._echoed += 1  # a frame in and the same frame out (see flush_stats)
+                    return
+                stats = self.stats
+                stats.frames_in += 1
+                stats.bytes_in += self._fast_payload
+                if reply is not None:
+                    self.out.push_message(reply)  # type: ignore[union-attr]
+                self._send_next()
                 return
             stats = self.stats
             stats.frames_in += 1
             stats.bytes_in += self._fast_payload
             if reply is not None:
                 self.out.push_message(reply)  # type: ignore[union-attr]
-            queued = self._msgs
-            if -_SLOT <= early <= _SLOT and queued and not self._paused and not self._closed:
-                self._send_next()  # frames queued before it (a backlog): the oldest goes
-                self.due += PERIOD
-                if queued and self._backlog_stands(now):
-                    self.server.ticker.shift(self, -_MAX_JUMP)  # catch up, see answer()
-                return
-            self.answer(now)
             return
         core = self.core
         if core is None:
@@ -275,19 +251,8 @@ class CallConnection(asyncio.Protocol):
             except Exception as exc:
                 self._handler_failed(exc)
                 return
-            read_at: float | None = None
-            if len(msgs) > 1:
-                # Several frames in one read: a clump from the caller, or frames that waited
-                # in the socket while this loop was held up (a pause of the process, a busy
-                # machine). The caller's clump is jitter the queue should absorb (the backlog
-                # stands for STANDING s first); a backlog of the loop's own making protects
-                # nothing, so the clock starts catching up with it at once (still no burst).
-                read_at = monotonic()
-                if self.server.ticker.stalled(read_at):
-                    self._backlog_from = read_at - STANDING
-                    self._backlog_last = read_at
             if end == len(data):
-                self.answer(read_at)
+                self._heard()
                 return
             self._general(core, data[end:], heard=True)
             return
@@ -322,7 +287,7 @@ class CallConnection(asyncio.Protocol):
             else 0
         )
         if heard and not self._closed and self.call is not None:
-            self.answer()
+            self._heard()
 
     def eof_received(self) -> bool:
         if self.core is not None:
@@ -348,10 +313,11 @@ class CallConnection(asyncio.Protocol):
         self._release()
 
     def pause_writing(self) -> None:
-        self._paused = True
+        self._paused = self._stopped = True
 
     def resume_writing(self) -> None:
         self._paused = False
+        self._stopped = self._closed
         self._stalled = 0
 
     def flush_stats(self) -> None:
@@ -369,82 +335,22 @@ class CallConnection(asyncio.Protocol):
     # -- the outgoing clock ------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """The shared ticker's call: this call's frame is due and was not sent yet."""
-        if self._paused:  # the peer is not reading: keep the frame queued, count the stall
-            if self.out is not None:
-                self._stalled += 1
-                if self._stalled * PERIOD >= self.server.config.write_timeout:
-                    self._abort(
-                        Error(f"peer read nothing for {self.server.config.write_timeout:g} s")
-                    )
-            return
-        stats = self.stats
-        sent = stats.frames_out
-        self._send_next()
-        stats.frames_ticked += stats.frames_out - sent
-
-    def answer(self, now: float | None = None) -> None:
-        """The caller's audio just arrived (at ``now``, ``time.monotonic()``): send this call's next
-        frame now if it is due within :data:`EARLY` s, and move the clock's deadlines (by whole
-        2.5 ms slots) towards the phase of the caller's frames.
-
-        Asterisk sends a frame every 20 ms; once the clock is locked onto that phase, each frame
-        of ours goes out from the receive callback, right after the caller's (one wake-up per frame
-        instead of two, the write while the call's state is still in cache) and the ticker passes
-        the call by. The clock keeps its 20 ms deadlines: at most one frame per deadline, never
-        more than :data:`EARLY` s before it, and a frame not sent this way is sent by the ticker at
-        the deadline, as before (silence when nothing is queued). While the loop is behind, the
-        time a frame is read says little about when it arrived: the clock then learns no later
-        phase (all the calls read in one busy stretch would crowd into one slot).
-        """
-        if now is None:
-            now = monotonic()
-        due = self.due
-        early = now - due + _HALF_EARLY  # the arrival against the middle of the sending window
-        if early >= -_HALF_EARLY:  # due within EARLY s (or past: the ticker is behind)
-            if not self._paused and not self._closed:
-                self._send_next()
-                due += PERIOD
-                if due <= now:  # the ticker is more than a period behind: skip, never burst
-                    due += math.ceil((now - due) / PERIOD) * PERIOD
-                self.due = due
-            if self._msgs and not self._paused and self._backlog_stands(now):
-                # Frames have stood queued behind every frame of the caller's for STANDING s
-                # (they once came in a clump): the next deadline moves EARLY s earlier, so the
-                # clock sends the next queued frame EARLY s after this one, between the caller's
-                # frames (the ticker, not the next read: a loop that reads before it runs timers
-                # would otherwise answer the next frame first and skip the earlier deadline),
-                # until the queue is empty as the caller's frame arrives and the echo's delay is
-                # back to what the caller's own jitter needs. No burst: frames at least EARLY s
-                # apart, each at most EARLY s before its deadline.
-                self.server.ticker.shift(self, -_MAX_JUMP)
+        """The shared ticker's call: this call's deadline has come."""
+        if self._paused and self.out is not None:  # the peer is not reading: count the stall
+            self._stalled += 1
+            if self._stalled * PERIOD >= self.server.config.write_timeout:
+                self._abort(Error(f"peer read nothing for {self.server.config.write_timeout:g} s"))
                 return
-            # keep the caller's frames in the middle of the window, where jitter either way
-            # still finds them inside it
-            if early > _SLOT:
-                ticker = self.server.ticker
-                if ticker.behind < _SLOT:  # (a busy loop reads late: no phase to learn then)
-                    ticker.shift(self, 1)
-            elif early < -_SLOT:
-                self.server.ticker.shift(self, -1)
-        elif early >= _HALF_EARLY - PERIOD:
-            # Due in more than EARLY s: the frame waits for the ticker, which sends it before the
-            # caller's next one arrives (so no backlog builds up), and the deadline moves earlier
-            # so that the caller's next frame lands in the middle of the window. By at most EARLY
-            # s at once: this frame still leaves at least PERIOD - EARLY s after the previous one.
-            self.server.ticker.shift(self, -min(_MAX_JUMP, round(-early / _SLOT)))
-            msgs = self._msgs
-            if msgs is not None and len(msgs) > 1:  # a backlog stands behind it (still draining)
-                self._backlog_stands(now)
-        # else: a second frame within one period (a burst): it waits its turn, no phase to learn
+        if self._clock(monotonic(), False):
+            stats = self.stats
+            sent = stats.frames_out
+            self._send_next()
+            stats.frames_ticked += stats.frames_out - sent
 
-    def _backlog_stands(self, now: float) -> bool:
-        """Count a caller's frame that found frames still queued after the one it sent; True once
-        that has been so for every frame for :data:`STANDING` s."""
-        if now - self._backlog_last > 1.5 * PERIOD:
-            self._backlog_from = now
-        self._backlog_last = now
-        return now - self._backlog_from >= STANDING
+    def _heard(self) -> None:
+        """The caller's audio arrived (and was handed on): send the next frame if the clock says."""
+        if self._clock(monotonic(), True):
+            self._send_next()
 
     def _send_next(self) -> None:
         msgs = self._msgs
@@ -537,6 +443,7 @@ class CallConnection(asyncio.Protocol):
         self.stats.calls_total += 1
         self.stats.calls_active += 1
         srv.ticker.add(self)
+        self.start_clock(srv.ticker)
         self._fast_len = self._fast_ready
         try:
             srv.handler.started(self.call)
@@ -554,7 +461,7 @@ class CallConnection(asyncio.Protocol):
         """The call (or the would-be call) is over: tell the handler, send the hangup, close."""
         if self._closed:
             return
-        self._closed = True
+        self._closed = self._stopped = True
         self._fast_len = 0
         self.flush_stats()
         srv = self.server
@@ -592,7 +499,7 @@ class CallConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _release(self) -> None:
-        self._closed = True
+        self._closed = self._stopped = True
         self._fast_len = 0
         self.flush_stats()
         self.server.ticker.discard(self)
