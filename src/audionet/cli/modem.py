@@ -143,11 +143,18 @@ def _realtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--audio",
         default="cable:127.0.0.1:7700",
-        help="'device' (sound card) or 'cable:HOST:PORT' (virtual cable to another process)",
+        help="'device' (sound card), 'cable:HOST:PORT' (virtual cable to another process), or a "
+        "phone call: 'audiosocket-listen:HOST:PORT' (an AudioSocket server that waits for "
+        "Asterisk to connect the call) or 'audiosocket:HOST:PORT' (dial out like Asterisk's "
+        "channel driver); a call is 8 kHz signed linear",
     )
-    p.add_argument("--channel", choices=CHANNELS, default="cable", help="simulated line (cable)")
-    p.add_argument("--bit-length", type=float, default=8, help="samples per bit (default 8)")
-    p.add_argument("--rate", type=int, default=44100, help="sample rate in Hz (default 44100)")
+    p.add_argument(
+        "--channel", choices=CHANNELS, default="cable", help="simulated cable (not on a call)"
+    )
+    p.add_argument(
+        "--bit-length", type=float, help="samples per bit (default 8; 2 on a phone call)"
+    )
+    p.add_argument("--rate", type=int, help="sample rate in Hz (default 44100; 8000 on a call)")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     p.add_argument(
         "--legacy",
@@ -167,8 +174,14 @@ def _config(args: argparse.Namespace) -> Any:
     from audionet.modem.proto.arq import ArqConfig
 
     if args.stop_and_wait:
-        return ArqConfig.stop_and_wait(args.frame_size)
-    return ArqConfig(window=args.window, max_payload=args.frame_size)
+        config = ArqConfig.stop_and_wait(args.frame_size)
+    else:
+        config = ArqConfig(window=args.window, max_payload=args.frame_size)
+    if str(getattr(args, "audio", "")).startswith("audiosocket"):
+        from audionet.bridges.modem_call import phone_config
+
+        config = phone_config(config)
+    return config
 
 
 def _channel(name: str) -> str | None:
@@ -233,8 +246,16 @@ def _sha256(path: Path) -> str:
 def _phy(args: argparse.Namespace) -> Any:
     from audionet.modem.phy import get_phy
 
+    if str(getattr(args, "audio", "")).startswith("audiosocket"):
+        from audionet.bridges.modem_call import phone_phy
+
+        phy = getattr(args, "phy", None) or "manchester"
+        return phone_phy(phy, args.bit_length, args.rate, legacy=args.legacy)
     return get_phy(
-        "manchester", sample_rate=args.rate, samples_per_bit=args.bit_length, legacy=args.legacy
+        "manchester",
+        sample_rate=args.rate or 44100,
+        samples_per_bit=args.bit_length or 8,
+        legacy=args.legacy,
     )
 
 
@@ -317,19 +338,27 @@ def _run(
 ) -> bool:
     from audionet.modem.realtime import open_audio, run_realtime
 
+    on_call = args.audio.startswith("audiosocket")
+    line = "the call" if on_call else "the other end of the cable"
+
     async def once() -> bool:
-        if serve:
-            console.print(f"waiting for the other end of the cable ({args.audio}) ...")
-        port = await open_audio(args.audio, args.rate, _channel(args.channel), serve)
+        if serve or args.audio.startswith("audiosocket-listen"):
+            console.print(f"waiting for {line} ({args.audio}) ...")
+        port = await open_audio(args.audio, station.endpoint.rate, _channel(args.channel), serve)
         try:
-            return await run_realtime(station, port, until=until, on_tick=on_tick)
+            done = await run_realtime(station, port, until=until, on_tick=on_tick)
         finally:
             await port.close()
+        if not done and on_call and not serve:
+            raise TransferError(
+                f"{getattr(port, 'end_reason', 'the call ended')} before the station was done"
+            )
+        return done
 
     async def main() -> bool:
         done = await once()
         while serve and not done:  # a listener takes the next plug when the other end leaves
-            console.print("the other end unplugged")
+            console.print("the call ended" if on_call else "the other end unplugged")
             done = await once()
         return done
 
