@@ -10,10 +10,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from audionet.aio import run
 from audionet.cli.main import add_command
 from audionet.errors import ConfigError
+
+if TYPE_CHECKING:
+    from audionet.dns.broadcast import ServeOptions
 
 
 def add_bridge_command(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,3 +96,27 @@ def cmd_bridge(args: argparse.Namespace) -> int:
         return 1 if result.error is not None else 0
 
     return run(main())
+
+
+def serve_calls(opts: ServeOptions, args: argparse.Namespace) -> int:
+    """``audionet dns serve ZONE --source audiosocket:HOST:PORT``."""
+    from audionet.bridges.call_dns import CallStation, serve_calls
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def ready(station: CallStation) -> None:
+        host, port = station.server.address
+        ahost, aport = station.audiosocket_address
+        what = (
+            "each call a stream named by its UUID"
+            if args.stream is None
+            else f"calls feed stream {args.stream!r} one at a time"
+        )
+        say(
+            f"serving {station.publisher.zone} on {host} port {port}, UDP and TCP; taking "
+            f"AudioSocket calls on {ahost}:{aport} ({what}); Ctrl-C stops"
+        )
+
+    run(serve_calls(opts, args.stream is None, say, ready))
+    return 0

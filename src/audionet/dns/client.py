@@ -98,6 +98,7 @@ class PlayReport:
     tcp_fallbacks: int
     fresh_index: bool = False  #: v2 index read under fresh names (see ClientSettings.fresh_index)
     target: float = 0.0  #: the jitter buffer's target at the end, seconds (it grows on underruns)
+    ended: bool = False  #: the stream ended (v2 index ``end=1``) and was played to its end
 
 
 class DnsFetcher:
@@ -204,12 +205,12 @@ class Player:
                 raise ConfigError(f"{zone} serves the original v1 format: play it with --format v1")
             streams = await self.fetcher.txt(names.v2_streams_name(zone))
             listed_names = (
-                [b"".join(rr).decode("ascii", "replace") for rr in streams]
+                [n for rr in streams if (n := b"".join(rr).decode("ascii", "replace"))]
                 if isinstance(streams, list)
                 else []
             )
-            if listed_names and self.client.stream not in listed_names:
-                listed = ", ".join(listed_names)
+            if isinstance(streams, list) and self.client.stream not in listed_names:
+                listed = ", ".join(listed_names) or "none live now"
                 raise ConfigError(
                     f"{zone} has no stream {self.client.stream!r}; its streams: {listed} (--stream)"
                 )
@@ -256,6 +257,8 @@ class Player:
                 now = loop.time()
                 if self._fatal is not None:
                     raise self._fatal
+                if self.client.finished:
+                    break  # the stream ended and all of it was played
                 self._spawn(now)
                 if self.codec is None and self.client.ready:
                     self.codec = codec_for(self.client)
@@ -311,6 +314,7 @@ class Player:
             tcp_fallbacks=self.fetcher.tcp_fallbacks,
             fresh_index=st.fresh_index,
             target=jb.target * self.client.frame_seconds,
+            ended=self.client.finished,
         )
 
     def _status(self, elapsed: float) -> PlayStatus:
