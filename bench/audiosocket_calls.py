@@ -57,10 +57,12 @@ import dataclasses
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -72,6 +74,26 @@ RESULTS = HERE / "results" / "audiosocket_calls.md"
 LATENESS_LIMIT = 0.005
 LATENCY_LIMIT = 0.060
 FRAMES_PER_SECOND = 50  # 20 ms frames
+#: A server that sends any call more frames a second than this fails the step (a clock that runs
+#: fast: one frame per 20 ms is 50, and the measure is exact to a frame over the step).
+MAX_SERVER_RATE = 50.5
+GO_ECHO = HERE / "go_echo"
+
+
+def build_go_echo(out: Path) -> Path | None:
+    """Build the Go echo (bench/go_echo) into ``out``; None, after one line saying what to
+    install, when there is no Go toolchain."""
+    go = shutil.which("go")
+    if go is None:
+        print(
+            "no Go toolchain: apt-get install golang-go to add the Go echo to this table",
+            file=sys.stderr,
+        )
+        return None
+    binary = out / "go_echo"
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    subprocess.run([go, "build", "-o", str(binary), "."], cwd=GO_ECHO, env=env, check=True)
+    return binary
 
 
 # -- the bare peer: the practical limit of an asyncio loop ------------------------------------------
@@ -105,14 +127,23 @@ def run_loop(coro: object, loop: str) -> object:
 # -- one generator process --------------------------------------------------------------------------
 
 
-def gen_main(port: int, calls: int, duration: float, latency_sample: float, ramp: float) -> None:
+def gen_main(
+    port: int, calls: int, duration: float, latency_sample: float, ramp: float, call_rate: float
+) -> None:
     from audionet.audiosocket.loadgen import drive_load
 
     def mark(started: bool) -> None:
         print("audio started" if started else "audio stopped", flush=True)
 
     res = drive_load(
-        "127.0.0.1", port, calls, duration, on_audio=mark, latency_sample=latency_sample, ramp=ramp
+        "127.0.0.1",
+        port,
+        calls,
+        duration,
+        on_audio=mark,
+        latency_sample=latency_sample,
+        ramp=ramp,
+        call_rate=call_rate,
     )
     print(json.dumps(dataclasses.asdict(res)))
 
@@ -131,6 +162,12 @@ class Step:
     lat_p50: float = 0.0
     lat_p99: float = 0.0
     server_late_p99: float | None = None
+    #: Calls the server refused (a hangup message at once), of ``calls`` placed.
+    refused: int = 0
+    #: Frames the server sent per second per call while measured: the mean, and the most any
+    #: call got.
+    server_rate: float = 0.0
+    server_rate_max: float = 0.0
     #: Ours: the share of its frames sent as the caller's frame arrived (the rest by its clock).
     answered: float | None = None
     gen_late_p99: float = 0.0
@@ -267,16 +304,22 @@ def run_step(
     rt: int = 0,
     latency_sample: float = 0.125,
     ramp: float = 0.5,
+    go_echo: Path | None = None,
+    call_rate: float = 0.0,
 ) -> Step:
     port = free_port()
     mport = free_port()
+    env = None
     if server == "ours":
         cmd = [sys.executable, "-m", "audionet", "-q", "audiosocket", "serve", "--app", "echo",
-               "--port", str(port), "--metrics-port", str(mport), "--loop", loop,
-               "--max-calls", "100000"]  # fmt: skip
+               "--port", str(port), "--metrics-port", str(mport), "--loop", loop]  # fmt: skip
+    elif server == "go":
+        assert go_echo is not None
+        cmd = [str(go_echo), "-port", str(port)]
+        env = {**os.environ, "GOMAXPROCS": str(len(server_cpus) if server_cpus else 1)}
     else:
         cmd = [sys.executable, __file__, "--serve-bare", str(port), "--loop", loop]
-    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, env=env)
     step = Step(server, loop, calls)
     try:
         pin(proc.pid, server_cpus, nice, rt)
@@ -295,6 +338,8 @@ def run_step(
                     str(latency_sample),
                     "--ramp",
                     str(ramp),
+                    "--call-rate",
+                    str(call_rate / len([n for n in per if n])),
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -350,9 +395,17 @@ def run_step(
     step.lat_p99 = max(r["latency_p99"] for r in results)
     step.gen_late_p99 = max(r["gen_lateness_p99"] for r in results)
     step.gen_cpu = sum(r["gen_cpu"] for r in results)
-    step.rate = sum(r["send_rate"] * r["calls"] for r in results) / calls
-    if step.completed < calls:
-        step.verdict = f"{calls - step.completed} calls failed"
+    step.refused = sum(r["refused"] for r in results)
+    up = calls - step.refused
+    step.rate = sum(r["send_rate"] * (r["calls"] - r["refused"]) for r in results) / max(1, up)
+    step.server_rate = sum(r["recv_rate"] * (r["calls"] - r["refused"]) for r in results) / max(
+        1, up
+    )
+    step.server_rate_max = max(r["recv_rate_max"] for r in results)
+    if step.completed < up:
+        step.verdict = f"{up - step.completed} calls failed"
+    elif step.server_rate_max > MAX_SERVER_RATE:
+        step.verdict = f"server sends {step.server_rate_max:.1f} frames/s on a call"
     elif step.lost:
         step.verdict = f"{step.lost} frames lost"
     elif step.gen_late_p99 >= LATENESS_LIMIT or step.rate < 0.98 * FRAMES_PER_SECOND:
@@ -375,7 +428,7 @@ SATURATED = 0.9
 def full_work(step: Step) -> bool:
     """Whether the step's CPU per call is a fair measure: every frame was sent and handled."""
     return (
-        step.completed == step.calls
+        step.completed == step.calls - step.refused
         and step.rate >= 0.98 * FRAMES_PER_SECOND
         and step.lost <= 0.01 * step.sent
         and step.cpu < SATURATED
@@ -431,12 +484,14 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument(
-        "--steps", default="750,1000,1250,1500", help="call counts to try with uvloop, ascending"
+        "--steps",
+        default="500,1000,1500",
+        help="call counts, ascending: the Go echo, and ours with uvloop (and bare, if asked)",
     )
     ap.add_argument(
         "--asyncio-steps",
-        default="500,750,1000",
-        help="call counts to try with the standard asyncio loop, ascending",
+        default="500,1000",
+        help="call counts to try with the standard asyncio loop (ours, bare), ascending",
     )
     ap.add_argument("--duration", type=float, default=30.0, help="seconds per step")
     ap.add_argument("--gen-procs", type=int, default=1, help="load generator processes")
@@ -477,8 +532,18 @@ def main() -> int:
         default=0.5,
         help="seconds over which the calls start their audio, an eighth at a time (0: all at once)",
     )
-    ap.add_argument("--servers", default="ours,bare")
-    ap.add_argument("--loops", default="uvloop,asyncio")
+    ap.add_argument(
+        "--call-rate",
+        type=float,
+        default=250.0,
+        help="calls placed a second (as they come in; 0: all at once)",
+    )
+    ap.add_argument(
+        "--servers",
+        default="ours,go",
+        help="ours, go (the Go echo, bench/go_echo), bare (a bare asyncio echo)",
+    )
+    ap.add_argument("--loops", default="uvloop,asyncio", help="event loops for ours (and bare)")
     ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--loop", default="uvloop", help=argparse.SUPPRESS)
     ap.add_argument("--gen", nargs=3, help=argparse.SUPPRESS)
@@ -488,7 +553,12 @@ def main() -> int:
         return 0
     if args.gen:
         gen_main(
-            int(args.gen[0]), int(args.gen[1]), float(args.gen[2]), args.latency_sample, args.ramp
+            int(args.gen[0]),
+            int(args.gen[1]),
+            float(args.gen[2]),
+            args.latency_sample,
+            args.ramp,
+            args.call_rate,
         )
         return 0
 
@@ -498,19 +568,28 @@ def main() -> int:
     }
     server_cpus = cpu_set(args.server_cpus)
     gen_cpus = cpu_set(args.gen_cpus)
-    all_steps: list[Step] = []
-    best: dict[tuple[str, str], Step | None] = {}
-    # The servers take turns at each step (ours, bare, ours, bare, ...): a shared machine's speed
-    # drifts over minutes, and the two sides of a ratio should be measured as close in time as can be.
     servers = args.servers.split(",")
-    for loop in args.loops.split(","):
-        failed = dict.fromkeys(servers, False)
-        done = dict.fromkeys(servers, False)
-        for server in servers:
-            best[(server, loop)] = None
-        for calls in steps_of[loop]:
-            for server in servers:
-                if done[server]:
+    loops = args.loops.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        go_echo = build_go_echo(Path(tmp)) if "go" in servers else None
+        if go_echo is None and "go" in servers:
+            servers.remove("go")
+        # What runs: the Go echo (no event loop: "go") at the uvloop steps, ours and bare on each
+        # loop at its steps. At each call count they take turns (a shared machine's speed drifts
+        # over minutes, and the two sides of a ratio should be measured as close in time as can be).
+        runs = [("go", "go")] if "go" in servers else []
+        runs += [(srv, lp) for lp in loops for srv in servers if srv != "go"]
+        counts = sorted({c for lp in ("uvloop", *loops) for c in steps_of[lp]})
+        all_steps: list[Step] = []
+        best: dict[tuple[str, str], Step | None] = dict.fromkeys(runs)
+        failed = dict.fromkeys(runs, False)
+        done = dict.fromkeys(runs, False)
+        for calls in counts:
+            for server, loop in runs:
+                if (
+                    done[(server, loop)]
+                    or calls not in steps_of["uvloop" if loop == "go" else loop]
+                ):
                     continue
                 with step_lock(args.lock):
                     step = run_step(
@@ -525,11 +604,15 @@ def main() -> int:
                         args.rt,
                         args.latency_sample,
                         args.ramp,
+                        go_echo,
+                        args.call_rate,
                     )
                 all_steps.append(step)
                 print(
-                    f"{server:5} {loop:8} {calls:5} calls: {step.verdict} (lost {step.lost}, "
-                    f"echo p99 {ms(step.lat_p99)} ms, server late p99 {ms(step.server_late_p99)} ms, "
+                    f"{server:5} {loop:8} {calls:5} calls: {step.verdict} (refused {step.refused}, "
+                    f"lost {step.lost}, server sends {step.server_rate:.2f} frames/s per call "
+                    f"(max {step.server_rate_max:.2f}), echo p99 {ms(step.lat_p99)} ms, "
+                    f"server late p99 {ms(step.server_late_p99)} ms, "
                     f"generator late p99 {ms(step.gen_late_p99)} ms (CPU {100 * step.gen_cpu:.0f}%), "
                     f"server CPU {100 * step.cpu:.0f}%, "
                     f"waiting for a CPU {100 * step.cpu_wait:.0f}%)",
@@ -538,24 +621,39 @@ def main() -> int:
                 if step.verdict == "generator overloaded":
                     pass  # says nothing about the server: neither a pass nor a failure
                 elif not step.ok:
-                    failed[server] = True
-                elif not failed[server]:
+                    failed[(server, loop)] = True
+                elif not failed[(server, loop)]:
                     best[(server, loop)] = step
-                done[server] = saturated(step)
-    loops = args.loops.split(",")
-    all_steps.sort(key=lambda st: (loops.index(st.loop), servers.index(st.server), st.calls))
+                done[(server, loop)] = saturated(step)
+    all_steps.sort(key=lambda st: (runs.index((st.server, st.loop)), st.calls))
+    text = report(args, all_steps, best, runs, server_cpus, gen_cpus)
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    return 0
 
+
+def report(
+    args: argparse.Namespace,
+    all_steps: list[Step],
+    best: dict[tuple[str, str], Step | None],
+    runs: list[tuple[str, str]],
+    server_cpus: set[int] | None,
+    gen_cpus: set[int] | None,
+) -> str:
     lines = [
         "## AudioSocket: concurrent 8 kHz echo calls per server process",
         "",
         f"Command: `python bench/audiosocket_calls.py --steps {args.steps} --asyncio-steps {args.asyncio_steps} --duration {args.duration:g} "
         f"--gen-procs {args.gen_procs} --server-cpus {args.server_cpus} --gen-cpus {args.gen_cpus} "
-        f"--nice {args.nice} --rt {args.rt} --latency-sample {args.latency_sample:g} --ramp {args.ramp:g}`; machine: {os.cpu_count()} cores; "
-        f"{pinning(server_cpus, gen_cpus)}{priority(args.nice, args.rt)}.",
+        f"--nice {args.nice} --rt {args.rt} --latency-sample {args.latency_sample:g} --ramp {args.ramp:g} --call-rate {args.call_rate:g} "
+        f"--servers {args.servers} --loops {args.loops}`; machine: {os.cpu_count()} cores; "
+        f"{pinning(server_cpus, gen_cpus)}{priority(args.nice, args.rt)}; load average before: "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
         "",
-        "| server | loop | max calls passed | echo p50 / p99 (ms) | server clock late p99 (ms) "
-        "| generator late p99 (ms) | server CPU (1 core = 100%) | next step | larger steps passed |",
-        "|---|---|---:|---|---:|---:|---:|---|---|",
+        "| server | loop | max calls passed | frames/s per call sent (mean / max) | refused | echo p50 / p99 (ms) "
+        "| server clock late p99 (ms) | generator late p99 (ms) | server CPU (1 core = 100%) | next step | larger steps passed |",
+        "|---|---|---:|---|---:|---|---:|---:|---:|---|---|",
     ]
 
     def next_step(server: str, loop: str) -> Step | None:
@@ -580,81 +678,63 @@ def main() -> int:
             if (s.server, s.loop) == (server, loop) and s.ok and nxt and s.calls > nxt.calls
         )
         if top is None:
-            lines.append(f"| {server} | {loop} | 0 | - | - | - | - | {nxt_txt} | {later or '-'} |")
+            lines.append(
+                f"| {server} | {loop} | 0 | - | - | - | - | - | - | {nxt_txt} | {later or '-'} |"
+            )
             continue
         lines.append(
-            f"| {server} | {loop} | {top.calls} | {ms(top.lat_p50)} / {ms(top.lat_p99)} | "
+            f"| {server} | {loop} | {top.calls} | {top.server_rate:.2f} / {top.server_rate_max:.2f} "
+            f"| {top.refused} | {ms(top.lat_p50)} / {ms(top.lat_p99)} | "
             f"{ms(top.server_late_p99)} | {gen(top.gen_late_p99)} | {100 * top.cpu:.0f}% | {nxt_txt} "
             f"| {later or '-'} |"
         )
-
-    def generator_bound(server: str, loop: str) -> bool:
-        nxt = next_step(server, loop)
-        return nxt is not None and nxt.verdict == "generator overloaded"
-
     lines += [
         "",
-        "| loop | ours / bare (max calls) | note |",
-        "|---|---:|---|",
-    ]
-    for loop in args.loops.split(","):
-        o, b = best.get(("ours", loop)), best.get(("bare", loop))
-        bound = [n for n in ("ours", "bare") if generator_bound(n, loop)]
-        note = f"{' and '.join(bound)} stopped by the generator, not the server" if bound else ""
-        if o is not None and b is not None:
-            lines.append(f"| {loop} | {o.calls / b.calls:.2f} | {note} |")
-        else:
-            lines.append(f"| {loop} | - | {note} |")
-    lines += [
+        "CPU per call at the same load, against the Go echo (contention on a shared machine makes",
+        "lateness, and so the max-calls figure, noisy; CPU time is not): calls one core could carry",
+        "= calls up / CPU. Only loads where both servers did the whole work: every call up sent at",
+        f"least 98% of its frames, at most 1% was lost, and neither server used {100 * SATURATED:.0f}% of its",
+        "core or more (a saturated server skips ticks and drops frames, so its CPU per call looks",
+        "cheaper than it is). Below 1.00 ours costs less per call than the Go echo.",
         "",
-        "Server CPU at the same load (contention on a shared machine makes lateness, and so the",
-        "max-calls figure, noisy; CPU time is not): calls one core could carry = calls / CPU. Only",
-        "loads where both servers did the whole work: the calls sent at least 98% of their frames, at",
-        f"most 1% was lost, and neither server used {100 * SATURATED:.0f}% of its core or more (a saturated",
-        "server skips ticks and drops frames, so its CPU per call looks cheaper than it is).",
-        "",
-        "| loop | calls | ours CPU | bare CPU | ours calls/core | bare calls/core | ours / bare |",
+        "| ours on | calls | ours CPU | Go CPU | ours calls/core | Go calls/core | ours / Go (CPU per call) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for loop in args.loops.split(","):
-        for calls in steps_of[loop]:
-            o2 = next(
-                (s for s in all_steps if (s.server, s.loop, s.calls) == ("ours", loop, calls)), None
-            )
-            b2 = next(
-                (s for s in all_steps if (s.server, s.loop, s.calls) == ("bare", loop, calls)), None
-            )
-            if o2 is None or b2 is None or not o2.cpu or not b2.cpu:
+    for loop in ("uvloop", "asyncio"):
+        for o2 in all_steps:
+            if (o2.server, o2.loop) != ("ours", loop):
                 continue
-            if not (full_work(o2) and full_work(b2)):
+            g2 = next((s for s in all_steps if s.server == "go" and s.calls == o2.calls), None)
+            if g2 is None or not o2.cpu or not g2.cpu or not (full_work(o2) and full_work(g2)):
                 continue
+            o_up, g_up = o2.calls - o2.refused, g2.calls - g2.refused
             lines.append(
-                f"| {loop} | {calls} | {100 * o2.cpu:.0f}% | {100 * b2.cpu:.0f}% | "
-                f"{calls / o2.cpu:.0f} | {calls / b2.cpu:.0f} | {b2.cpu / o2.cpu:.2f} |"
+                f"| {loop} | {o2.calls} | {100 * o2.cpu:.0f}% | {100 * g2.cpu:.0f}% | "
+                f"{o_up / o2.cpu:.0f} | {g_up / g2.cpu:.0f} | "
+                f"{(o2.cpu / o_up) / (g2.cpu / g_up):.2f} |"
             )
     lines += [
         "",
-        'All steps (*: generator send lateness p99 over 5 ms; "waiting for a CPU": share of the',
-        "step the server process was runnable but not running, i.e. the machine's cores were busy;",
-        '"answered on arrival": share of our frames sent as the caller\'s frame arrived, the rest',
-        "by the clock at their deadline):",
+        'All steps (*: generator send lateness p99 over 5 ms; "frames/s per call sent": what the',
+        f"server sent each call a second while measured, mean and most, over {MAX_SERVER_RATE} fails the step;",
+        '"refused": calls the server ended at once with a hangup message (lost frames are counted on',
+        'the calls it kept); "waiting for a CPU": share of the step the server process was runnable',
+        'but not running, i.e. the machine\'s cores were busy; "answered on arrival": share of our',
+        "frames sent as the caller's frame arrived, the rest by the clock at their deadline):",
         "",
     ]
-    lines += ["| server | loop | calls | verdict | lost | echo p99 | "
-              "server late p99 | answered on arrival | generator late p99 | frames/s per call sent | server CPU | server waiting for a CPU | generator CPU |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += ["| server | loop | calls | verdict | refused | lost | frames/s per call sent (mean / max) | echo p99 | "
+              "server late p99 | answered on arrival | generator late p99 | generator frames/s per call | server CPU | server waiting for a CPU | generator CPU |", "|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for s in all_steps:
         share = "-" if s.answered is None else f"{100 * s.answered:.0f}%"
         lines.append(
-            f"| {s.server} | {s.loop} | {s.calls} | {s.verdict} | {s.lost} | {ms(s.lat_p99)} | "
+            f"| {s.server} | {s.loop} | {s.calls} | {s.verdict} | {s.refused} | {s.lost} | "
+            f"{s.server_rate:.2f} / {s.server_rate_max:.2f} | {ms(s.lat_p99)} | "
             f"{ms(s.server_late_p99)} | {share} | {gen(s.gen_late_p99)} | "
             f"{s.rate:.1f} | {100 * s.cpu:.0f}% | {100 * s.cpu_wait:.0f}% | "
             f"{100 * s.gen_cpu:.0f}% |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    return 0
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

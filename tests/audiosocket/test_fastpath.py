@@ -168,10 +168,12 @@ async def exchange(port: int, chunks: list[bytes]) -> bytes:
     closed (it hangs up when the caller stops)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(encode_uuid(uuid.uuid4()))
-    for chunk in chunks:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for k, chunk in enumerate(chunks):  # on a steady 20 ms schedule, as Asterisk's clock
         writer.write(chunk)
         await writer.drain()
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(max(0.0, start + (k + 1) * 0.02 - loop.time()))
     await asyncio.sleep(0.3)
     writer.write_eof()
     received = await asyncio.wait_for(reader.read(), 5)
@@ -222,12 +224,11 @@ async def test_a_hook_may_return_its_reply_to_each_frame() -> None:
     while body:
         kind, length = HEADER.unpack_from(body)
         assert kind == 0x10 and length % 2 == 0 and 0 < length <= FRAME
-        heard += body[3 : 3 + length]
+        if any(body[3 : 3 + length]):  # (the clock's silence: before, after, or where the
+            heard += body[3 : 3 + length]  # queue ran dry when a frame of the caller's was late)
         body = body[3 + length :]
     expected = b"".join(
         bytes(b ^ 0xFF for b in f[3:])[: FRAME // 2 if i == 7 else FRAME]
         for i, f in enumerate(frames)
     )
-    assert expected in bytes(heard)  # surrounded by the clock's silence, nothing else
-    silence = bytes(heard).replace(expected, b"", 1)
-    assert silence == bytes(len(silence))
+    assert bytes(heard) == expected  # every reply, in order, and nothing else but silence

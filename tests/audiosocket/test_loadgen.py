@@ -27,6 +27,17 @@ async def test_echo_server_loses_nothing() -> None:
     assert 0 < res.gen_cpu < 1
 
 
+async def test_it_measures_what_the_server_sends_and_counts_refused_calls() -> None:
+    # Four calls admitted, two refused (a hangup message at once). The silence app sends a frame
+    # every 20 ms and echoes nothing: 50 frames/s per call heard, every frame sent "lost".
+    async with serve(SilenceApp(), "127.0.0.1", 0, max_calls=4) as server:
+        res = await run_load("127.0.0.1", server.port, calls=6, duration=3.0, grace=0.2)
+    assert res.refused == 2 and res.completed == 4
+    assert res.recv_rate == pytest.approx(50, abs=0.3)
+    assert res.recv_rate <= res.recv_rate_max <= 50.5
+    assert res.send_rate == pytest.approx(50, abs=1)  # the four calls that were up
+
+
 async def test_a_server_that_does_not_echo_loses_everything() -> None:
     async with serve(SilenceApp(), "127.0.0.1", 0) as server:
         res = await run_load("127.0.0.1", server.port, calls=3, duration=0.3, grace=0.2)

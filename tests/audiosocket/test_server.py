@@ -39,6 +39,28 @@ async def test_call_api_echo_is_exact_and_paced() -> None:
     assert server.stats.frames_in == 50 and server.stats.calls_total == 1
 
 
+async def test_an_object_with_an_async_call_method_is_a_call_api_handler() -> None:
+    class Handler:
+        def __init__(self) -> None:
+            self.heard = 0
+
+        async def __call__(self, call: Call) -> None:
+            async for ev in call:
+                if isinstance(ev, Audio):
+                    self.heard += 1
+
+    handler = Handler()
+    async with serve(handler, "127.0.0.1", 0) as server:
+        call = await connect("127.0.0.1", server.port)
+        call.send_audio(tagged_audio(0.2))
+        await call.drain()
+        await asyncio.sleep(0.1)
+        await call.hangup()
+    assert handler.heard == 10
+    with pytest.raises(ConfigError):
+        serve(object())  # type: ignore[arg-type]
+
+
 async def test_uuid_is_a_uuid_and_peer_and_format_are_set() -> None:
     seen: list[Call] = []
 

@@ -63,3 +63,33 @@ def ends_with_hangup(data: bytes) -> bool:
         last = data[pos]
         pos += 3 + int.from_bytes(data[pos + 1 : pos + 3], "big")
     return pos == len(data) and last == 0
+
+
+TCP_STATES = {
+    "01": "ESTABLISHED",
+    "02": "SYN_SENT",
+    "03": "SYN_RECV",
+    "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2",
+    "06": "TIME_WAIT",
+    "07": "CLOSE",
+    "08": "CLOSE_WAIT",
+    "09": "LAST_ACK",
+    "0A": "LISTEN",
+    "0B": "CLOSING",
+}
+
+
+def socket_states(port: int) -> list[tuple[int, int, str]]:
+    """Every TCP socket of this network namespace with ``port`` at either end, from the kernel's
+    socket table (/proc/net/tcp and tcp6): (local port, remote port, state)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                local = int(fields[1].rsplit(":", 1)[1], 16)
+                remote = int(fields[2].rsplit(":", 1)[1], 16)
+                if port in (local, remote):
+                    found.append((local, remote, TCP_STATES.get(fields[3], fields[3])))
+    return found

@@ -151,9 +151,17 @@ class Call:
             w.set_result(None)
 
     async def drain(self) -> None:
-        """Wait until everything queued has been sent (or the call ended)."""
+        """Wait until everything queued has been sent (or the call ended): woken by the clock as
+        it sends each frame, so that what follows (a hangup) comes right after the last."""
         while len(self.out) and not self._ended:
-            await asyncio.sleep(self.out.frame_size / (2 * self.out.rate))
+            if self._room_waiter is not None:  # a writer waits too (another task): poll
+                await asyncio.sleep(self.out.frame_size / (2 * self.out.rate))
+                continue
+            self._room_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._room_waiter
+            finally:
+                self._room_waiter = None
 
     async def play(self, source: Source, *, drain: bool = True) -> None:
         """Play ``source`` into the call in real time (resampled to :attr:`format` if needed).

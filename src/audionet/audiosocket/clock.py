@@ -184,6 +184,17 @@ class Ticker:
         """A copy of the per-bucket counts of :attr:`histogram` and the sum of all lateness."""
         return list(self.histogram), self.lateness_sum
 
+    def recent_lateness(self, q: float, seconds: float = 1.0) -> float:
+        """The ``q`` quantile (0..1) of how late the ticks of the last ``seconds`` s started."""
+        n = min(self._count, max(1, round(seconds * self.phases / self.period)))
+        if not self._count:
+            return 0.0
+        pos = self._pos
+        idx = np.arange(pos - n, pos) % LATENESS_WINDOW
+        last = self._late[0, idx]
+        k = min(n - 1, int(q * n))
+        return float(np.partition(last, k)[k])
+
     def lateness(self, q: float, end: bool = True) -> float:
         """The ``q`` quantile (0..1) of tick lateness in seconds over the last minute."""
         n = self._count

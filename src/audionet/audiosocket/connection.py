@@ -85,6 +85,26 @@ ECHO_MARK = "_audiosocket_echoes"
 _FAST: weakref.WeakKeyDictionary[AudioSocketServer, _Fast] = weakref.WeakKeyDictionary()
 
 
+def _detect_vanished(sock: Any, timeout: float, keepalive: float) -> None:
+    """Have the kernel end a connection whose peer vanished without closing it (a host gone, a
+    cable pulled: no FIN, no RST): data unacknowledged for ``timeout`` s (TCP_USER_TIMEOUT; also
+    bounds keepalive and zero-window probing), and keepalive probes after ``keepalive`` s without
+    traffic, one a second. Where an option is missing (not Linux), what there is."""
+    options = [(socket.IPPROTO_TCP, "TCP_USER_TIMEOUT", max(1, round(timeout * 1000)))]
+    if keepalive > 0:
+        options += [
+            (socket.SOL_SOCKET, "SO_KEEPALIVE", 1),
+            (socket.IPPROTO_TCP, "TCP_KEEPIDLE", max(1, round(keepalive))),
+            (socket.IPPROTO_TCP, "TCP_KEEPINTVL", 1),
+            (socket.IPPROTO_TCP, "TCP_KEEPCNT", max(1, round(timeout))),
+        ]
+    for level, name, value in options:
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(level, option, value)
+
+
 def _no_write(data: bytes) -> None:
     raise RuntimeError("write before the call started")
 
@@ -160,24 +180,26 @@ class CallConnection(FrameClock, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.peer = transport.get_extra_info("peername")
+        srv = self.server
+        cfg = srv.config
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if self.server.config.send_buffer:
-                    sock.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_SNDBUF, self.server.config.send_buffer
-                    )
-        srv = self.server
-        cfg = srv.config
-        if len(srv.connections) >= cfg.max_calls:
-            self.stats.calls_rejected += 1
-            self._closed = True
+                if cfg.send_buffer:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.send_buffer)
+            _detect_vanished(sock, cfg.write_timeout, cfg.keepalive)
+        refusal = srv.refusal()
+        if refusal is not None:  # admission control: the calls up keep their 50 frames/s
+            reason, why = refusal
+            stats = self.stats
+            stats.calls_rejected += 1
+            stats.refused[reason] = stats.refused.get(reason, 0) + 1
+            self._closed = self._stopped = True
             self.transport.write(HANGUP_MESSAGE)
             self.transport.close()
-            srv.safe(
-                srv.handler.failed, self.peer, Error(f"over the limit of {cfg.max_calls} calls")
-            )
+            log.warning("refused a call from %s: %s", self.peer, why)
+            srv.safe(srv.handler.failed, self.peer, Error(f"refused: {why}"))
             return
         srv.connections.add(self)
         loop = srv.loop

@@ -93,6 +93,13 @@ class LoadResult:
     #: Frames sent per second per call while measured (after the ramp; 50 when the generator
     #: kept up: ``frames_sent`` also holds the frames of the ramp).
     send_rate: float = 0.0
+    #: Calls the server ended before their audio began (refused: a hangup message at once).
+    refused: int = 0
+    #: Audio messages (echoes and anything else, silence too) the server sent per second per call
+    #: while measured: the mean over the calls, and the most any one call received. Each call's
+    #: rate is taken between its first and its last read in that time (exact to a frame).
+    recv_rate: float = 0.0
+    recv_rate_max: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -118,11 +125,16 @@ def _quantile(data: list[float], q: float) -> float:
     return data[min(len(data) - 1, int(q * len(data)))]
 
 
-def _connect(host: str, port: int, calls: int, timeout: float) -> list[socket.socket]:
+def _connect(
+    host: str, port: int, calls: int, timeout: float, call_rate: float = 0.0
+) -> list[socket.socket]:
     socks: list[socket.socket] = []
-    end = time.monotonic() + timeout
+    begin = time.monotonic()
+    end = begin + timeout + (calls / call_rate if call_rate > 0 else 0.0)
     try:
-        for _ in range(calls):
+        for n in range(calls):
+            if call_rate > 0 and (wait := begin + n / call_rate - time.monotonic()) > 0:
+                time.sleep(wait)  # calls placed at ``call_rate`` a second, as they come in
             left = end - time.monotonic()
             if left <= 0:
                 raise TimedOut(
@@ -159,12 +171,14 @@ def drive_load(
     *,
     latency_sample: float = LATENCY_SAMPLE,
     ramp: float = RAMP,
+    call_rate: float = 0.0,
 ) -> LoadResult:
     """Open ``calls`` calls, give the server ``settle`` s to answer them all, start their audio slot
     by slot over ``ramp`` s, send a 20 ms frame on each every 20 ms for ``duration`` s more, then
     wait up to ``grace`` s for the last echoes. Blocking; runs in the calling thread.
     ``on_audio(True)`` is called once every call sends audio, ``on_audio(False)`` as it stops (a
-    benchmark measures the server over exactly that time). About ``latency_sample``
+    benchmark measures the server over exactly that time). ``call_rate``: calls placed a second
+    (0: as fast as they connect). About ``latency_sample``
     of the calls (the first of each slot always; 1: all) are read as soon as their echoes arrive and
     give the echo latency; the others are read in batches (see the module's docstring)."""
     if not 0 < latency_sample <= 1:
@@ -181,7 +195,7 @@ def drive_load(
     # The epoll first, so that its descriptor is a low number that select() takes (see wait()).
     ep = select.epoll(max(1, calls))
     try:
-        socks = _connect(host, port, calls, connect_timeout)
+        socks = _connect(host, port, calls, connect_timeout, call_rate)
     except BaseException:
         ep.close()
         raise
@@ -204,6 +218,16 @@ def drive_load(
     last = [0] * calls  # highest sequence number echoed back
     alive = [True] * calls
     partial: list[bytes] = [b""] * calls
+    # Audio messages each call received, and (while measuring) the time and count of its first
+    # and last read: the server's rate per call.
+    heard = [0] * calls
+    first_at = [0.0] * calls
+    first_n = [0] * calls
+    last_at = [0.0] * calls
+    last_n = [0] * calls
+    counting = [False]
+    started = [False]
+    ended_before_audio = [False] * calls
     hist = [0] * _BINS
     by_fd = [-1] * (max(fds, default=0) + 1)
     ep_fds = [ep.fileno()] if ep.fileno() < _FD_SETSIZE else []
@@ -236,11 +260,21 @@ def drive_load(
     def end_call(i: int) -> None:
         if alive[i]:
             alive[i] = False
+            ended_before_audio[i] = not started[0]
             g = group_of[i]
             sent_by[i] = gseq[g]
             if sampled[i]:
                 ep.unregister(fds[i])
             sends[g] = [x for x in sends[g] if x[0] != i]
+
+    def mark(i: int) -> None:
+        # A read while measuring: the first sets where the call's count starts (what it brought
+        # arrived before), each later one where it ends.
+        t = monotonic()
+        if first_at[i]:
+            last_at[i], last_n[i] = t, heard[i]
+        else:
+            first_at[i], first_n[i] = t, heard[i]
 
     def read(i: int) -> None:
         # Reads the call's socket until a read returns less than the buffer: it is empty then.
@@ -273,6 +307,9 @@ def drive_load(
                 else:
                     last[i] = top
                     n_echoed += got
+                    heard[i] += n // msg_len
+                    if counting[0]:
+                        mark(i)
                     continue
             now = monotonic() if timed else 0.0
             data: bytes | bytearray = rbuf
@@ -286,6 +323,7 @@ def drive_load(
                 if end - pos >= msg_len:
                     k, length, num, s, ts = unpack_head(data, pos)
                     if k == kind and length == size:
+                        heard[i] += 1
                         if num == number and s > last[i]:
                             last[i] = s
                             n_echoed += 1
@@ -300,9 +338,13 @@ def drive_load(
                     break
                 if data[pos] == 0x00:  # a hangup message from the server ends the call
                     end_call(i)
+                elif 0x10 <= data[pos] <= 0x18 and stop > pos + HEADER_SIZE:
+                    heard[i] += 1
                 pos = stop
             if pos < end:
                 partial[i] = bytes(data[pos:end])
+            if counting[0]:
+                mark(i)
 
     def receive() -> None:
         # The sampled calls whose echoes have arrived (edge-triggered: each is read empty).
@@ -331,6 +373,7 @@ def drive_load(
         wait(min(left, 0.05))
         read_batch(batched)
     begin = monotonic()
+    started[0] = True
     # Slot g starts k_g periods late (k_g from 0 to about ramp / PERIOD); all send until ``stop``.
     k = [round(g * ramp / phases / PERIOD) for g in range(phases)]
     deadlines = [begin + (g + 1) * slot + k[g] * PERIOD for g in range(phases)]
@@ -355,6 +398,7 @@ def drive_load(
             cpu0 = time.thread_time()
             start = monotonic()
             gseq0 = list(gseq)
+            counting[0] = True
         q = gseq[phase] + 1
         gseq[phase] = q
         for i, fd, m, timed in sends[phase]:
@@ -386,6 +430,7 @@ def drive_load(
         cpu0, start, gseq0 = time.thread_time(), monotonic(), list(gseq)
     if on_audio is not None:
         on_audio(False)
+    counting[0] = False
     cpu = time.thread_time() - cpu0
     wall = monotonic() - start
     # A frame whose send failed ended its call and counts as sent (and so as lost).
@@ -401,6 +446,11 @@ def drive_load(
         wait(min(left, 0.005))
     completed = sum(alive)
     timed_echoes = sum(hist)
+    rates = [
+        (last_n[i] - first_n[i]) / (last_at[i] - first_at[i])
+        for i in range(calls)
+        if last_at[i] - first_at[i] > min(1.0, duration / 2)
+    ]
     ep.close()
     for sock in socks:
         sock.close()  # like Asterisk: just close, no hangup message
@@ -417,9 +467,13 @@ def drive_load(
         gen_ticks_skipped=skipped,
         gen_lateness_max=max(lateness, default=0.0),
         gen_cpu=cpu / wall if wall > 0 else 0.0,
-        send_rate=sum(len(sends[g]) * (gseq[g] - gseq0[g]) for g in range(phases)) / (calls * wall)
-        if calls and wall > 0
+        send_rate=sum(len(sends[g]) * (gseq[g] - gseq0[g]) for g in range(phases))
+        / (sum(len(x) for x in sends) * wall)
+        if sum(len(x) for x in sends) and wall > 0
         else 0.0,
+        refused=sum(ended_before_audio),
+        recv_rate=sum(rates) / len(rates) if rates else 0.0,
+        recv_rate_max=max(rates, default=0.0),
     )
 
 
@@ -435,6 +489,7 @@ async def run_load(
     *,
     latency_sample: float = LATENCY_SAMPLE,
     ramp: float = RAMP,
+    call_rate: float = 0.0,
 ) -> LoadResult:
     """:func:`drive_load` in a worker thread, for use from a running event loop."""
     loop = asyncio.get_running_loop()

@@ -27,6 +27,9 @@ class Stats:
     calls_active: int = 0
     calls_total: int = 0
     calls_rejected: int = 0
+    #: Of ``calls_rejected``, by reason: ``max_calls``, ``load`` (the calls up would need more
+    #: than ``max_load`` of a core), ``lag`` (the clock ran late).
+    refused: dict[str, int] = field(default_factory=dict)
     frames_in: int = 0
     bytes_in: int = 0
     dtmf_in: int = 0
@@ -81,9 +84,10 @@ def combine(
             else:
                 hist = ([a + b for a, b in zip(hist[0], counts, strict=True)], hist[1] + total_s)
         for f in dataclasses.fields(Stats):
-            if f.name == "errors":
-                for kind, n in snap["errors"].items():
-                    total.errors[kind] = total.errors.get(kind, 0) + n
+            if f.name in ("errors", "refused"):
+                mine = getattr(total, f.name)
+                for kind, n in snap.get(f.name, {}).items():
+                    mine[kind] = mine.get(kind, 0) + n
             else:
                 setattr(total, f.name, getattr(total, f.name) + snap[f.name])
         if "lateness" in snap:
@@ -115,9 +119,17 @@ class StatsCollector(Collector):
         yield CounterMetricFamily("audiosocket_calls", "Calls started", value=s.calls_total)
         yield CounterMetricFamily(
             "audiosocket_calls_rejected",
-            "Connections refused (over --max-calls)",
+            "Connections refused with a hangup message (over --max-calls, --max-load or --max-lag)",
             value=s.calls_rejected,
         )
+        refused = CounterMetricFamily(
+            "audiosocket_calls_refused",
+            "Connections refused, by reason: max_calls, load, lag",
+            labels=["reason"],
+        )
+        for reason, n in sorted(s.refused.items()):
+            refused.add_metric([reason], n)
+        yield refused
         frames = CounterMetricFamily("audiosocket_frames", "Audio messages", labels=["direction"])
         frames.add_metric(["in"], s.frames_in)
         frames.add_metric(["out"], s.frames_out)

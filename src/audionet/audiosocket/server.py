@@ -19,6 +19,7 @@ import dataclasses
 import inspect
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -34,6 +35,7 @@ from audionet.audiosocket.connection import (
 )
 from audionet.audiosocket.metrics import Stats
 from audionet.audiosocket.proto import (
+    FRAME_MS,
     Error,
     Limits,
     State,
@@ -52,10 +54,23 @@ class ServerConfig:
     connections are answered with a hangup message. ``queue_seconds``: bound of each call's outgoing
     queue. ``silence``: send silence when nothing is queued. ``max_events``: events queued for a
     slow call-API handler before the server stops reading that call's socket. ``write_timeout``:
-    seconds a peer may leave our audio unread before its call is dropped. ``backlog``: listen backlog
+    seconds a peer may leave our audio unread, or unacknowledged (TCP_USER_TIMEOUT: a peer that
+    vanished without closing), before its call is dropped. ``keepalive``: seconds without traffic
+    before TCP keepalive probes start, one a second (0: none), so that a call with nothing to send
+    (``silence=False``) still finds out its peer has vanished. ``backlog``: listen backlog
     (Asterisk gives up connecting after 2 s, so bursts of calls must fit in it). ``send_buffer``: the
     kernel send buffer per call in bytes (SO_SNDBUF; default: the kernel's, which on loopback grows to
     megabytes), to bound how much audio can sit unsent behind a peer that stopped reading.
+
+    Admission control (a call refused gets a hangup message at once, a log line, and is counted in
+    ``stats.calls_rejected`` and ``stats.refused``): besides ``max_calls``, ``max_load`` (0: off)
+    refuses a new call when the calls up, each counted as a whole call (a frame each way every
+    20 ms), would need more than this share of one core at the CPU cost per frame the server has
+    measured (its process's CPU time over the frames in and out, every ``MEASURE`` s), so that the
+    calls already up keep their 50 frames/s; and ``max_lag`` (0: off) refuses new calls while the
+    clock's ticks over the last second started more than this late (p90). The cost measure is the
+    whole process's: right for a server in a process of its own (``audionet audiosocket serve``
+    turns both on), not for one sharing its process with other work, so both are off by default.
     """
 
     rate: int = 8000
@@ -67,6 +82,9 @@ class ServerConfig:
     silence: bool = True
     max_events: int = 250
     write_timeout: float = 10.0
+    keepalive: float = 5.0
+    max_load: float = 0.0
+    max_lag: float = 0.0
     backlog: int = 4096
     send_buffer: int | None = None
 
@@ -83,6 +101,12 @@ class ServerConfig:
         for name in ("uuid_timeout", "queue_seconds", "write_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.keepalive < 0:
+            raise ConfigError("keepalive must be 0 (off) or positive")
+        if not 0 <= self.max_load <= 1:
+            raise ConfigError("max_load is a share of one core: 0 (off) to 1")
+        if self.max_lag < 0:
+            raise ConfigError("max_lag must be 0 (off) or positive (seconds)")
 
     @classmethod
     def split(cls, options: dict[str, Any]) -> tuple[ServerConfig, dict[str, Any]]:
@@ -92,8 +116,14 @@ class ServerConfig:
         return cls(**ours), {k: v for k, v in options.items() if k not in names}
 
 
+FRAMES_PER_SECOND = 1000 // FRAME_MS
+
 #: Seconds between additions of the straight echo path's frame counts to the server's counters.
 STATS_FLUSH = 1.0
+#: Seconds between measures of the server's CPU cost per frame and of its clock's lag (admission).
+MEASURE = 0.25
+#: A measure over fewer frames than this says too little of the cost per frame to change it.
+MEASURE_MIN_FRAMES = 200
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -175,6 +205,11 @@ class AudioSocketServer:
         self._stats = Stats()
         self.connections: set[CallConnection] = set()
         self._flusher: asyncio.TimerHandle | None = None
+        self._measurer: asyncio.TimerHandle | None = None
+        #: CPU seconds per frame in or out (None until measured), and the clock's recent lag.
+        self.cost_per_frame: float | None = None
+        self.lag = 0.0
+        self._measured = (0.0, 0)
         self._server: asyncio.Server | None = None
         self._idle: asyncio.Future[None] | None = None
         # Both are set by start(), on the loop that runs the server.
@@ -190,7 +225,47 @@ class AudioSocketServer:
         cls = CallConnection if uvloop else BufferedCallConnection
         self._server = await self.loop.create_server(lambda: cls(self), host, port, **kwargs)
         self._flusher = self.loop.call_later(STATS_FLUSH, self._flush_stats)
+        if self.config.max_load or self.config.max_lag:
+            self._measured = (time.process_time(), 0)
+            self._measurer = self.loop.call_later(MEASURE, self._measure)
         return self
+
+    def _measure(self) -> None:
+        """The CPU cost per frame (a running mean over the last measures) and the clock's lag."""
+        self._add_calls_counts()
+        stats = self._stats
+        cpu, frames = time.process_time(), stats.frames_in + stats.frames_out
+        cpu0, frames0 = self._measured
+        if frames - frames0 >= MEASURE_MIN_FRAMES:
+            cost = (cpu - cpu0) / (frames - frames0)
+            old = self.cost_per_frame
+            self.cost_per_frame = cost if old is None else 0.5 * old + 0.5 * cost
+            self._measured = (cpu, frames)
+        elif frames == frames0:
+            self._measured = (cpu, frames)  # (idle: what the next measure sees starts now)
+        self.lag = self.ticker.recent_lateness(0.9) if len(self.ticker) else 0.0
+        if self._server is not None and self._server.is_serving():
+            self._measurer = self.loop.call_later(MEASURE, self._measure)
+        else:
+            self._measurer = None
+
+    def refusal(self) -> tuple[str, str] | None:
+        """Why a new call would be refused now (a reason and what to log), or None."""
+        cfg = self.config
+        up = len(self.connections)
+        if up >= cfg.max_calls:
+            return "max_calls", f"over the limit of {cfg.max_calls} calls"
+        if cfg.max_lag and self.lag > cfg.max_lag:
+            return "lag", f"the clock runs {1000 * self.lag:.0f} ms late with {up} calls up"
+        cost = self.cost_per_frame
+        if cfg.max_load and cost is not None:
+            need = (up + 1) * 2 * FRAMES_PER_SECOND * cost
+            if need > cfg.max_load:
+                return "load", (
+                    f"{up + 1} calls would need {100 * need:.0f}% of a core "
+                    f"({1e6 * cost:.1f} us per frame; limit {100 * cfg.max_load:.0f}%)"
+                )
+        return None
 
     @property
     def stats(self) -> Stats:
@@ -243,6 +318,9 @@ class AudioSocketServer:
         if self._flusher is not None:  # every call's counts are added as it ends
             self._flusher.cancel()
             self._flusher = None
+        if self._measurer is not None:
+            self._measurer.cancel()
+            self._measurer = None
         for conn in list(self.connections):
             conn.hangup("server shutting down")
             if conn.core is not None and conn.core.state is State.AWAIT_UUID:
@@ -283,7 +361,10 @@ Handler = Callable[[Call], Awaitable[None]] | CallHandler
 
 
 def as_handler(handler: Handler) -> CallHandler:
-    if inspect.iscoroutinefunction(handler):
+    if inspect.iscoroutinefunction(handler) or (
+        callable(handler)  # an object with ``async def __call__(self, call)``
+        and inspect.iscoroutinefunction(type(handler).__call__)
+    ):
         return TaskHandler(handler)
     if all(hasattr(handler, m) for m in ("started", "event", "failed")):
         return handler  # type: ignore[return-value]
@@ -295,7 +376,8 @@ def as_handler(handler: Handler) -> CallHandler:
 class serve:
     """Start an AudioSocket server for ``handler`` on ``host:port``.
 
-    ``handler`` is ``async def handler(call)`` (the call API) or a :class:`CallHandler`. Keyword
+    ``handler`` is ``async def handler(call)`` (the call API; or an object whose ``__call__`` is
+    such a coroutine function) or a :class:`CallHandler`. Keyword
     arguments named like :class:`ServerConfig` fields configure the server; the rest go to
     ``loop.create_server`` (e.g. ``reuse_port=True``).
     """

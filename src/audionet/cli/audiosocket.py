@@ -62,6 +62,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=int, default=9092, help="TCP port (default 9092)")
     p.add_argument("--max-calls", type=int, default=10000, help="concurrent calls per process")
     p.add_argument(
+        "--max-load",
+        type=float,
+        default=0.8,
+        help="refuse a new call (a hangup message, a log line, a metric) when the calls up would "
+        "need more than this share of a core at the measured CPU cost per frame (default 0.8; "
+        "0: off)",
+    )
+    p.add_argument(
+        "--max-lag",
+        type=float,
+        default=0.010,
+        help="refuse new calls while the send clock runs more than this many seconds late "
+        "(p90 over the last second; default 0.010; 0: off)",
+    )
+    p.add_argument(
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
     )
     p.add_argument(
@@ -197,7 +212,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 _SERVE_SETTINGS = (
-    "app", "host", "port", "max_calls", "workers", "metrics_port", "rate", "input_codec",
+    "app", "host", "port", "max_calls", "max_load", "max_lag", "workers", "metrics_port", "rate",
+    "input_codec",
     "uuid_timeout", "loop",
 )  # fmt: skip
 
@@ -244,6 +260,8 @@ async def _serve(
         args.port,
         rate=args.rate,
         max_calls=args.max_calls,
+        max_load=args.max_load,
+        max_lag=args.max_lag,
         input_codec=args.input_codec,
         uuid_timeout=args.uuid_timeout,
         **extra,

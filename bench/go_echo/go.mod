@@ -1,0 +1,3 @@
+module audionet.bench/go_echo
+
+go 1.19

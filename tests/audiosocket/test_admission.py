@@ -1,0 +1,128 @@
+"""Admission control: at its limit the server keeps the calls it has at 50 frames/s with nothing
+lost, and refuses what does not fit cleanly (a hangup message at once, a log line, a metric)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from audionet.audiosocket import Audio, Call, Hangup, connect, serve
+from audionet.audiosocket.apps import EchoApp
+from audionet.audiosocket.client import ClientCall
+from audionet.audiosocket.server import FRAMES_PER_SECOND, ServerConfig
+from audionet.errors import ConfigError
+from tests.audiosocket.util import strip_silence, tagged_audio
+
+
+async def place(port: int, n: int, per_second: float, seconds: float) -> list[ClientCall]:
+    """``n`` Asterisk-like calls, placed ``per_second`` a second, each sending ``seconds`` of
+    audio."""
+    calls = []
+    for i in range(n):
+        call = await connect("127.0.0.1", port, wait_for_server=False)
+        call.send_audio(tagged_audio(seconds, seed=i))
+        calls.append(call)
+        await asyncio.sleep(1 / per_second)
+    return calls
+
+
+async def test_calls_that_would_overload_the_core_are_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 1% of a core is a few calls here: the server measures its cost per frame as the calls come
+    # in (the test's callers share its process, so they count too) and refuses the rest.
+    caplog.set_level(logging.WARNING, "audionet.audiosocket.connection")
+    async with serve(EchoApp(), "127.0.0.1", 0, max_load=0.01) as server:
+        calls = await place(server.port, 40, per_second=20, seconds=3.0)
+        await asyncio.sleep(0.5)
+        cost = server.cost_per_frame
+        up = [c for c in calls if not c.ended]
+        refused = [c for c in calls if c.ended]
+        assert cost is not None and up and refused
+        # at its limit: one more call would need more than 1% of a core, and is refused
+        assert (len(up) + 1) * 2 * FRAMES_PER_SECOND * cost > 0.01
+        extra = await connect("127.0.0.1", server.port)
+        await extra.wait_closed()
+        assert extra.frames_received == 0
+        refused.append(extra)
+        for c in up:
+            await c.drain()
+        await asyncio.sleep(0.3)
+        stats = server.stats
+        for c in up:
+            await c.hangup()
+    for i, c in enumerate(calls):
+        if c in up:  # every frame it sent came back, 50 a second
+            assert strip_silence(c.received) == tagged_audio(3.0, seed=i)
+            times = c.audio_times
+            assert (len(times) - 1) / (times[-1] - times[0]) == pytest.approx(50, abs=1.5)
+        else:  # refused at once: a hangup message, nothing else
+            assert c.frames_received == 0 and c.end_reason != "caller hung up"
+    assert stats.calls_rejected == stats.refused["load"] == len(refused)
+    assert stats.calls_total == len(up)
+    logged = [r.getMessage() for r in caplog.records if "refused a call" in r.getMessage()]
+    assert len(logged) == len(refused) and "of a core" in logged[0]
+
+
+async def test_new_calls_wait_while_the_clock_runs_late() -> None:
+    class Slow(EchoApp):
+        """Holds up the loop 30 ms at each of its first 40 frames (a handler that blocks)."""
+
+        frames = 0
+
+        def audio_message(self, call: Call, message: bytes) -> bytes:
+            self.frames += 1
+            if self.frames <= 40:
+                time.sleep(0.030)
+            return message
+
+    async with serve(Slow(), "127.0.0.1", 0, max_lag=0.010) as server:
+        slow = await connect("127.0.0.1", server.port, wait_for_server=False)
+        slow.send_audio(tagged_audio(3.0))
+        await asyncio.sleep(1.2)  # the clock falls behind
+        assert server.lag > 0.010
+        refused = await connect("127.0.0.1", server.port)
+        events = [ev async for ev in refused]
+        assert [type(e) for e in events] == [Hangup] and refused.frames_received == 0
+        assert server.stats.refused == {"lag": 1}
+        for _ in range(60):  # the handler no longer blocks: the clock is soon on time again
+            await asyncio.sleep(0.1)
+            if server.lag < 0.010:
+                break
+        assert server.lag < 0.010
+        later = await connect("127.0.0.1", server.port)
+        later.send_audio(tagged_audio(0.3))
+        await later.drain()
+        await asyncio.sleep(0.2)
+        assert not later.ended and strip_silence(later.received) == tagged_audio(0.3)
+        await later.hangup()
+        await slow.hangup()
+
+
+def test_admission_settings_are_checked() -> None:
+    for bad in ({"max_load": -0.1}, {"max_load": 1.5}, {"max_lag": -1}):
+        with pytest.raises(ConfigError):
+            ServerConfig(**bad)  # type: ignore[arg-type]
+    assert ServerConfig().max_load == 0 and ServerConfig().max_lag == 0  # off in the library
+
+
+async def test_a_call_refused_over_max_calls_is_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "audionet.audiosocket.connection")
+
+    async def handler(call: Call) -> None:
+        async for ev in call:
+            if isinstance(ev, Audio):
+                call.send(ev.pcm)
+
+    async with serve(handler, "127.0.0.1", 0, max_calls=1) as server:
+        first = await connect("127.0.0.1", server.port)
+        second = await connect("127.0.0.1", server.port)
+        await second.wait_closed()
+        assert server.stats.refused == {"max_calls": 1} and server.stats.calls_rejected == 1
+        await first.hangup()
+    assert any("over the limit of 1 calls" in r.getMessage() for r in caplog.records)
