@@ -79,9 +79,12 @@ def test_audio_specs() -> None:
         "audiosocket-listen",
         "127.0.0.1",
         9301,
+        "slin",
     )
-    assert parse_spec("audiosocket:[::1]:9") == ("audiosocket", "::1", 9)
-    for bad in ("audiosocket:9301", "audiosocket-x:1.2.3.4:5", "audiosocket:h:port"):
+    assert parse_spec("audiosocket-listen:h:9,ulaw") == ("audiosocket-listen", "h", 9, "ulaw")
+    assert parse_spec("audiosocket:[::1]:9") == ("audiosocket", "::1", 9, "slin")
+    for bad in ("audiosocket:9301", "audiosocket-x:1.2.3.4:5", "audiosocket:h:port",
+                "audiosocket-listen:h:9,gsm", "audiosocket:h:9,ulaw"):  # fmt: skip
         with pytest.raises(ConfigError, match="audiosocket-listen:HOST:PORT"):
             parse_spec(bad)
 

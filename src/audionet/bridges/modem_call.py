@@ -1,7 +1,9 @@
 """The modem over a phone call: an AudioSocket call as the audio line of a real-time station.
 
 ``--audio audiosocket-listen:HOST:PORT``: the station is an AudioSocket server and waits for Asterisk
-(or ``audionet audiosocket bridge``) to connect the call; ``--audio audiosocket:HOST:PORT``: the
+(or ``audionet audiosocket bridge``) to connect the call (``,ulaw`` or ``,alaw`` after the port: the
+call is a ``Dial()`` leg forced to G.711, whose audio Asterisk labels signed linear all the same);
+``--audio audiosocket:HOST:PORT``: the
 station dials out to an AudioSocket server as Asterisk's channel driver does (UUID first, no audio
 until the server has sent some). Both carry 8 kHz signed linear both ways (kind 0x10), as a call
 does; a call at another rate is refused (force ``c(slin)`` in the dialplan).
@@ -85,16 +87,27 @@ def phone_config(config: ArqConfig) -> ArqConfig:
     return replace(config, rto_max=min(config.rto_max, PHONE_RTO_MAX))
 
 
-def parse_spec(spec: str) -> tuple[str, str, int]:
-    """``audiosocket:HOST:PORT`` or ``audiosocket-listen:HOST:PORT`` as (kind, host, port)."""
-    kind, _, rest = spec.partition(":")
+def parse_spec(spec: str) -> tuple[str, str, int, str]:
+    """``audiosocket:HOST:PORT`` or ``audiosocket-listen:HOST:PORT[,ulaw|,alaw]`` as (kind, host,
+    port, codec). The codec is what ``Dial(AudioSocket/...c(ulaw))`` really sends in messages
+    labelled signed linear (SPEC §4); the station's own audio goes out as signed linear."""
+    address, _, codec = spec.partition(",")
+    kind, _, rest = address.partition(":")
     host, _, port = rest.rpartition(":")
-    if kind not in KINDS or not host or not (port.isascii() and port.isdigit()):
+    codec = codec or "slin"
+    if (
+        kind not in KINDS
+        or not host
+        or not (port.isascii() and port.isdigit())
+        or codec not in ("slin", "ulaw", "alaw")
+        or (kind == "audiosocket" and codec != "slin")
+    ):
         raise ConfigError(
-            f"--audio {spec!r}: use audiosocket-listen:HOST:PORT (wait for the call) or "
-            "audiosocket:HOST:PORT (dial out), e.g. audiosocket-listen:127.0.0.1:9301"
+            f"--audio {spec!r}: use audiosocket-listen:HOST:PORT (wait for the call; add ,ulaw or "
+            ",alaw for a Dial() leg forced to G.711) or audiosocket:HOST:PORT (dial out), e.g. "
+            "audiosocket-listen:127.0.0.1:9301"
         )
-    return kind, host.strip("[]"), int(port)
+    return kind, host.strip("[]"), int(port), codec
 
 
 class CallAudio:
@@ -225,7 +238,7 @@ class ClientCallAudio(CallAudio):
 async def open_call_audio(spec: str) -> CallAudio:
     """Open the call of ``--audio audiosocket-listen:HOST:PORT`` (wait for it) or
     ``--audio audiosocket:HOST:PORT`` (dial it)."""
-    kind, host, port = parse_spec(spec)
+    kind, host, port, codec = parse_spec(spec)
     if kind == "audiosocket":
         try:
             call = await connect(host, port, rate=PHONE_RATE, record=False)
@@ -237,7 +250,7 @@ async def open_call_audio(spec: str) -> CallAudio:
         return ClientCallAudio(call, f"call {call.uuid} to {host}:{port}")
     listener = _Listener(f"AudioSocket station on {host}:{port}")
     try:
-        server = await serve(listener, host, port, rate=PHONE_RATE)
+        server = await serve(listener, host, port, rate=PHONE_RATE, input_codec=codec)
     except OSError as exc:
         raise AudioError(f"cannot listen for calls on {host}:{port}: {exc}") from None
     try:
