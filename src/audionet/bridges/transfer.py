@@ -37,6 +37,7 @@ class Leg:
 
     sent: Path
     stored: Path
+    size: int  #: bytes of the file
     seconds: float  #: from the call's start until it was stored and verified (inf: never)
     ok: bool  #: stored, and its SHA-256 equals the original's
     retransmissions: int
@@ -44,8 +45,7 @@ class Leg:
     @property
     def goodput(self) -> float:
         """File bits per second of call time (0 if it did not arrive whole)."""
-        size = self.sent.stat().st_size
-        return 8 * size / self.seconds if self.ok and self.seconds > 0 else 0.0
+        return 8 * self.size / self.seconds if self.ok and self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +161,7 @@ async def transfer_over_call(
             Leg(
                 path,
                 stored,
+                path.stat().st_size,
                 arrived.get(1 - who, float("inf")),
                 ok,
                 conn.stats.retransmissions if conn is not None else 0,
