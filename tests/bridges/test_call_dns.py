@@ -92,7 +92,7 @@ async def test_a_callers_tone_comes_out_of_dns_play_directly_and_through_unbound
     async with station() as st:
         dns_port = st.server.address[1]
         async with arun_resolver("unbound", binary, tmp_path / "u", ZONE, dns_port) as via:
-            call = await caller(st, 440, 7.0)
+            call = await caller(st, 440, 5.0)
             name = str(call.uuid)
             await asyncio.sleep(1.0)
             (info,) = await zone_info(ZONE, DnsFetcher("127.0.0.1", dns_port))
@@ -107,7 +107,7 @@ async def test_a_callers_tone_comes_out_of_dns_play_directly_and_through_unbound
     for report, box in zip(reports, (box_d, box_u), strict=True):
         assert report.ended  # the stream ended with the call: no stall, no give-up
         assert report.underruns == 0
-        assert report.seconds == pytest.approx(7.0, abs=0.3)
+        assert report.seconds == pytest.approx(5.0, abs=0.3)
         check_tone(box, 440)
     assert any("live as stream" in line for line in st.lines)  # type: ignore[attr-defined]
 
@@ -126,7 +126,7 @@ async def test_a_listener_of_a_call_that_ends_sees_the_stream_end() -> None:
 
 async def test_caller_audio_at_16_khz_is_resampled_to_the_codec_rate() -> None:
     async with station() as st:
-        call = await caller(st, 1000, 3.0, rate=16000)
+        call = await caller(st, 1000, 2.0, rate=16000)
         player, box = listener(st.server.address[1], str(call.uuid), target=1.0)
         report = await asyncio.wait_for(player.run(give_up=10), 20)
         await call.hangup()
@@ -140,19 +140,19 @@ async def test_a_named_stream_takes_calls_in_turn_with_silence_between(
     async with station(stream="studio") as st:
         port = st.server.address[1]
         player, box = listener(port, "studio", target=1.5)
-        playing = asyncio.create_task(player.run(14.0, give_up=10))
-        await asyncio.sleep(2.0)  # silence first
-        first = await caller(st, 440, 4.0)
+        playing = asyncio.create_task(player.run(9.0, give_up=10))
+        await asyncio.sleep(1.5)  # silence first
+        first = await caller(st, 440, 3.0)
         await asyncio.sleep(0.5)
         with caplog.at_level(logging.WARNING):
             second = await caller(st, 1000, 4.0)
             await asyncio.wait_for(second.wait_closed(), 5)  # refused with a hangup
         assert "refused call" in caplog.text and "studio" in caplog.text
         assert not first.ended
-        await asyncio.sleep(4.0)
+        await asyncio.sleep(2.0)
         await first.hangup()
-        await asyncio.sleep(2.0)  # silence again
-        third = await caller(st, 1000, 3.0)
+        await asyncio.sleep(1.5)  # silence again
+        third = await caller(st, 1000, 2.5)
         report = await asyncio.wait_for(playing, 20)
         await third.hangup()
     assert report.underruns == 0 and not report.ended  # a named stream goes on
@@ -171,7 +171,7 @@ async def test_a_named_stream_takes_calls_in_turn_with_silence_between(
 
 async def test_bad_input_on_one_call_ends_only_that_call() -> None:
     async with station() as st:
-        good = await caller(st, 440, 6.0)
+        good = await caller(st, 440, 4.0)
         player, box = listener(st.server.address[1], str(good.uuid), target=1.0)
         playing = asyncio.create_task(player.run(give_up=10))
         await asyncio.sleep(1.0)
@@ -183,7 +183,7 @@ async def test_bad_input_on_one_call_ends_only_that_call() -> None:
         report = await asyncio.wait_for(playing, 20)
         await good.hangup()
     assert report.ended and report.underruns == 0
-    assert report.seconds == pytest.approx(6.0, abs=0.3)
+    assert report.seconds == pytest.approx(4.0, abs=0.3)
     check_tone(box, 440)
     assert dropouts(box.sink.pcm[:-16000], box.sink.format) == 0  # type: ignore[union-attr]
 
