@@ -162,8 +162,9 @@ class Step:
     lat_p50: float = 0.0
     lat_p99: float = 0.0
     server_late_p99: float | None = None
-    #: Calls the server refused (a hangup message at once), of ``calls`` placed.
+    #: Calls the server refused (a hangup message at once), of ``calls`` placed, and (ours) why.
     refused: int = 0
+    refused_why: str = ""
     #: Frames the server sent per second per call while measured: the mean, and the most any
     #: call got.
     server_rate: float = 0.0
@@ -236,6 +237,16 @@ def counter(text: str, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+def refusals(text: str) -> str:
+    """The server's refused calls by reason, from a scrape: "load 12, lag 3"."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("audiosocket_calls_refused_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            out.append(f"{reason} {float(line.split()[-1]):.0f}")
+    return ", ".join(out)
 
 
 def answered(before: str, after: str) -> float | None:
@@ -376,6 +387,8 @@ def run_step(
                 why = err.strip().splitlines()[-1] if err.strip() else f"exit status {g.returncode}"
                 raise RuntimeError(f"the load generator failed: {why}")
             results.append(json.loads(out.strip().splitlines()[-1]))
+        if text1:
+            step.refused_why = refusals(text1)
         if text0 and text1:  # the clock's lateness while the calls sent audio
             step.server_late_p99 = histogram_quantile(0.99, histogram(text0), histogram(text1))
             step.answered = answered(text0, text1)
@@ -609,7 +622,8 @@ def main() -> int:
                     )
                 all_steps.append(step)
                 print(
-                    f"{server:5} {loop:8} {calls:5} calls: {step.verdict} (refused {step.refused}, "
+                    f"{server:5} {loop:8} {calls:5} calls: {step.verdict} (refused {step.refused}"
+                    f"{' (' + step.refused_why + ')' if step.refused_why else ''}, "
                     f"lost {step.lost}, server sends {step.server_rate:.2f} frames/s per call "
                     f"(max {step.server_rate_max:.2f}), echo p99 {ms(step.lat_p99)} ms, "
                     f"server late p99 {ms(step.server_late_p99)} ms, "

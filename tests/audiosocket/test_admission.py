@@ -12,7 +12,7 @@ import pytest
 from audionet.audiosocket import Audio, Call, Hangup, connect, serve
 from audionet.audiosocket.apps import EchoApp
 from audionet.audiosocket.client import ClientCall
-from audionet.audiosocket.server import FRAMES_PER_SECOND, ServerConfig
+from audionet.audiosocket.server import FRAMES_PER_SECOND, ServerConfig, fit_cost_per_frame
 from audionet.errors import ConfigError
 from tests.audiosocket.util import strip_silence, tagged_audio
 
@@ -100,6 +100,15 @@ async def test_new_calls_wait_while_the_clock_runs_late() -> None:
         assert not later.ended and strip_silence(later.received) == tagged_audio(0.3)
         await later.hangup()
         await slow.hangup()
+
+
+def test_the_cost_per_frame_is_told_apart_from_the_cost_of_setting_calls_up() -> None:
+    # 200 us a call set up, 5 us a frame: calls coming in 60 a window while their frames grow
+    windows = [(s * 200e-6 + f * 5e-6, s, f) for s, f in [(60, 400), (60, 1200), (62, 2000)]]
+    assert fit_cost_per_frame(windows) == pytest.approx(5e-6)
+    assert fit_cost_per_frame([(0.1, 0, 10000)]) == pytest.approx(1e-5)  # no setups: cpu/frames
+    assert fit_cost_per_frame([(0.1, 10, 100), (0.2, 20, 200)]) is None  # no telling
+    assert fit_cost_per_frame([]) is None
 
 
 def test_admission_settings_are_checked() -> None:

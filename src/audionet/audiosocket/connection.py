@@ -182,6 +182,7 @@ class CallConnection(FrameClock, asyncio.Protocol):
         self.peer = transport.get_extra_info("peername")
         srv = self.server
         cfg = srv.config
+        srv.setups += 1
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -521,6 +522,7 @@ class CallConnection(FrameClock, asyncio.Protocol):
             self.transport.abort()
 
     def _release(self) -> None:
+        self.server.setups += 1
         self._closed = self._stopped = True
         self._fast_len = 0
         self.flush_stats()

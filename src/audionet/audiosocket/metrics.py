@@ -35,7 +35,7 @@ class Stats:
     dtmf_in: int = 0
     frames_out: int = 0
     #: Of ``frames_out``: sent by the shared clock at their deadline (the others left from the
-    #: receive callback as the caller's frame arrived, see ``CallConnection.answer``).
+    #: receive callback as the caller's frame arrived, see ``schedule.FrameClock``).
     frames_ticked: int = 0
     silence_frames_out: int = 0
     bytes_out: int = 0

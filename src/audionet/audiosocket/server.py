@@ -20,7 +20,8 @@ import inspect
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
@@ -122,8 +123,8 @@ FRAMES_PER_SECOND = 1000 // FRAME_MS
 STATS_FLUSH = 1.0
 #: Seconds between measures of the server's CPU cost per frame and of its clock's lag (admission).
 MEASURE = 0.25
-#: A measure over fewer frames than this says too little of the cost per frame to change it.
-MEASURE_MIN_FRAMES = 200
+#: How many measures (of MEASURE s) the cost per frame is fitted over.
+MEASURE_WINDOWS = 12
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -135,6 +136,32 @@ def echoes(audio_message: _F) -> _F:
     overrides a marked one is not marked unless it is decorated itself."""
     setattr(audio_message, ECHO_MARK, True)
     return audio_message
+
+
+def fit_cost_per_frame(windows: Iterable[tuple[float, int, int]]) -> float | None:
+    """The CPU seconds per frame ``c`` of ``cpu = a * setups + c * frames`` fitted by least
+    squares over ``windows`` of (cpu, setups, frames); when the windows cannot tell the two
+    costs apart (setups in step with frames), or there is nothing to fit, None; with no setups
+    at all, cpu / frames."""
+    sss = ssf = sff = ssc = sfc = 0.0
+    for cpu, setups, frames in windows:
+        sss += setups * setups
+        ssf += setups * frames
+        sff += frames * frames
+        ssc += setups * cpu
+        sfc += frames * cpu
+    if sff <= 0:
+        return None
+    if sss == 0:
+        return sfc / sff
+    det = sss * sff - ssf * ssf
+    if det <= 1e-6 * sss * sff:  # (proportional: no telling which costs what)
+        return None
+    a = (sff * ssc - ssf * sfc) / det
+    c = (sss * sfc - ssf * ssc) / det
+    if a < 0:  # noise: what the setups cannot explain is the frames'
+        return sfc / sff
+    return c if c > 0 else None
 
 
 class CallHandler(Protocol):
@@ -209,7 +236,10 @@ class AudioSocketServer:
         #: CPU seconds per frame in or out (None until measured), and the clock's recent lag.
         self.cost_per_frame: float | None = None
         self.lag = 0.0
-        self._measured = (0.0, 0)
+        #: Calls set up or ended (accepted, refused, closed): a cost of their own.
+        self.setups = 0
+        self._measured = (0.0, 0, 0)
+        self._windows: deque[tuple[float, int, int]] = deque(maxlen=MEASURE_WINDOWS)
         self._server: asyncio.Server | None = None
         self._idle: asyncio.Future[None] | None = None
         # Both are set by start(), on the loop that runs the server.
@@ -226,23 +256,26 @@ class AudioSocketServer:
         self._server = await self.loop.create_server(lambda: cls(self), host, port, **kwargs)
         self._flusher = self.loop.call_later(STATS_FLUSH, self._flush_stats)
         if self.config.max_load or self.config.max_lag:
-            self._measured = (time.process_time(), 0)
+            self._measured = (time.process_time(), 0, 0)
             self._measurer = self.loop.call_later(MEASURE, self._measure)
         return self
 
     def _measure(self) -> None:
-        """The CPU cost per frame (a running mean over the last measures) and the clock's lag."""
+        """The CPU cost per frame and the clock's lag. The process's CPU time over the last
+        MEASURE_WINDOWS measures is fitted (least squares) as a cost per call set up or ended
+        plus a cost per frame: while calls come in, setting them up costs more than their few
+        frames, and counted per frame it would refuse calls that fit."""
         self._add_calls_counts()
         stats = self._stats
-        cpu, frames = time.process_time(), stats.frames_in + stats.frames_out
-        cpu0, frames0 = self._measured
-        if frames - frames0 >= MEASURE_MIN_FRAMES:
-            cost = (cpu - cpu0) / (frames - frames0)
-            old = self.cost_per_frame
-            self.cost_per_frame = cost if old is None else 0.5 * old + 0.5 * cost
-            self._measured = (cpu, frames)
-        elif frames == frames0:
-            self._measured = (cpu, frames)  # (idle: what the next measure sees starts now)
+        now = (time.process_time(), self.setups, stats.frames_in + stats.frames_out)
+        cpu0, setups0, frames0 = self._measured
+        self._measured = now
+        window = (now[0] - cpu0, now[1] - setups0, now[2] - frames0)
+        if window[2] > 0:
+            self._windows.append(window)
+            cost = fit_cost_per_frame(self._windows)
+            if cost is not None:
+                self.cost_per_frame = cost
         self.lag = self.ticker.recent_lateness(0.9) if len(self.ticker) else 0.0
         if self._server is not None and self._server.is_serving():
             self._measurer = self.loop.call_later(MEASURE, self._measure)
