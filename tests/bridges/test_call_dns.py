@@ -188,6 +188,29 @@ async def test_bad_input_on_one_call_ends_only_that_call() -> None:
     assert dropouts(box.sink.pcm[:-16000], box.sink.format) == 0  # type: ignore[union-attr]
 
 
+async def test_a_second_call_with_a_live_calls_uuid_is_refused_and_a_reused_one_is_served() -> None:
+    """Dialplans often write the UUID in: a second call with it meanwhile is refused; after the
+    first ended it is served again (a new run of the stream, the old one's records removed later)."""
+    async with station() as st:
+        host, port = st.audiosocket_address
+        first = await connect(host, port, wait_for_server=False, record=False)
+        first.send_audio(bytes(16000))
+        await asyncio.sleep(0.3)
+        again = await connect(host, port, uuid=first.uuid, wait_for_server=False, record=False)
+        await asyncio.wait_for(again.wait_closed(), 5)
+        assert any("UUID is live" in line for line in st.lines)  # type: ignore[attr-defined]
+        assert len(st.calls) == 1
+        await first.hangup()
+        await asyncio.sleep(0.3)
+        later = await connect(host, port, uuid=first.uuid, wait_for_server=False, record=False)
+        later.send_audio(bytes(16000))
+        await asyncio.sleep(0.3)
+        assert [live.name for live in st.calls.values()] == [str(first.uuid)]
+        old = st.ended[0]
+        assert old == str(first.uuid) and str(first.uuid) in st.publisher.streams
+        await later.hangup()
+
+
 def test_source_and_option_errors() -> None:
     assert parse_source("audiosocket:127.0.0.1:9093") == ("127.0.0.1", 9093)
     for bad in ("audiosocket:9093", "audiosocket:h:0", "audiosocket:h:x"):
@@ -198,3 +221,5 @@ def test_source_and_option_errors() -> None:
         CallStation(ServeOptions(ZONE, source=src, version=1), per_call=True)
     with pytest.raises(ConfigError, match="--workers"):
         CallStation(ServeOptions(ZONE, source=src, workers=2), per_call=True)
+    v1 = CallStation(ServeOptions(ZONE, source=src, version=1), per_call=False)
+    assert v1.named is not None and v1.publisher.v1 is not None  # a v1 zone: calls take turns

@@ -183,6 +183,12 @@ class CallStation:
             self.calls[call] = _Live(self.named, self.opts.stream, now)
         else:
             name = str(call.uuid)
+            if name in self.publisher.streams:
+                line = f"refused call {call.uuid} from {call.peer}: a call with its UUID is live"
+                log.warning("%s", line)
+                self.notify(line)
+                asyncio.get_running_loop().create_task(call.hangup("UUID in use"))
+                return
             codec = make_codec(self.opts.codec, self.opts.version, self.opts.bitrate)
             self.calls[call] = _Live(StreamFeed(codec, self._add_v2(name, codec)), name, now)
             self._publish()

@@ -108,3 +108,20 @@ def test_a_final_buffer_plays_below_target_and_running_dry_is_not_an_underrun() 
     jb.final = True
     assert [jb.pop().kind for _ in range(4)] == [ItemKind.FRAME] * 3 + [ItemKind.WAIT]
     assert jb.drained and jb.underruns == 0
+
+
+def test_removing_an_ended_run_keeps_a_new_run_under_the_same_name() -> None:
+    pub = ZonePublisher(ZONE)
+    old = pub.add_v2("c", v2.StreamConfig(), epoch=1)
+    for i in range(8):
+        old.feed(bytes([i]) * 150)
+    pub.end_v2("c")
+    new = pub.add_v2("c", v2.StreamConfig(), epoch=2)  # the same UUID calls again
+    for i in range(8):
+        new.feed(bytes([i]) * 150)
+    pub.remove_v2(old)
+    cfg = v2.StreamConfig.from_text(ask(pub, f"config.c.{ZONE}").answer[0][0].strings[0])
+    idx = v2.Index.from_text(ask(pub, f"index.c.{ZONE}").answer[0][0].strings[0])
+    assert cfg.epoch == 2 and idx.epoch == 2 and not idx.ended
+    assert ask(pub, f"p0-00000001.c.{ZONE}").rcode() == dns.rcode.NXDOMAIN
+    assert ask(pub, f"p0-00000002.c.{ZONE}").rcode() == dns.rcode.NOERROR
