@@ -43,7 +43,12 @@ CLI = [sys.executable, "-m", "audionet"]
 
 
 def test_the_phone_phy_is_manchester_at_two_samples_per_bit_or_any_8khz_phy() -> None:
-    phy = phone_phy()
+    from audionet.modem.phy import PHYS
+
+    default = phone_phy()
+    assert default.name == ("ofdm-phone" if "ofdm-phone" in PHYS else "manchester")
+    assert default.sample_rate == 8000
+    phy = phone_phy("manchester")
     assert isinstance(phy, ManchesterPhy)
     assert (phy.sample_rate, phy.samples_per_bit, phy.bit_rate) == (8000, PHONE_BIT_LENGTH, 4000)
     assert phone_phy("manchester", 4).samples_per_bit == 4
@@ -53,6 +58,7 @@ def test_the_phone_phy_is_manchester_at_two_samples_per_bit_or_any_8khz_phy() ->
         phone_phy("ofdm-nowhere")
     with pytest.raises(ConfigError, match="samples per bit"):
         phone_phy("manchester", 2.5)  # the receiver cannot time fractions below 4
+    assert isinstance(phone_phy(None, 2), ManchesterPhy)  # a bit length asks for Manchester
     assert phone_config(ArqConfig()).rto_max == 4.0
 
 
@@ -62,7 +68,7 @@ def test_two_samples_per_bit_survive_mu_law_sample_for_sample(tmp_path: Path) ->
     from audionet.audio.wav import read_wav, write_wav
 
     rng = np.random.default_rng(5)
-    phy = phone_phy()
+    phy = phone_phy("manchester")
     frames = [
         Frame(Address(1, 0), Address(2, 0), i, Flags.NONE, payload=rng.bytes(256))
         for i in range(30)

@@ -6,7 +6,7 @@
 2. **DNS -> call**: an AoDNS station streams a 440 Hz tone; a caller of the ``dns:`` app hears it
    at 50 frames a second with no gap.
 3. **file over a call**: two modem stations, both AudioSocket servers, exchange a file through
-   ``audiosocket bridge --codec ulaw`` (Manchester at 2 samples per bit), SHA-256 checked.
+   ``audiosocket bridge --codec ulaw`` (the call's default PHY), SHA-256 checked.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ decides how fast samples go: :meth:`CallAudio.wanted` asks the station for just 
 ``LEAD`` of audio queued (a sound card's buffer, in effect). The queue never runs dry mid-frame
 (a silent gap would cut a modem frame in two) and never grows, whatever the call's clock does.
 
-**The physical layer** on a call is a parameter (:func:`phone_phy`): Manchester at
-:data:`PHONE_BIT_LENGTH` samples per bit by default, or any registered PHY that runs at 8 kHz (the
-telephone-band OFDM PHY, once it exists, by its name).
+**The physical layer** on a call is a parameter (:func:`phone_phy`): by default the telephone-band
+OFDM PHY (``ofdm-phone``) once it is registered, else Manchester at :data:`PHONE_BIT_LENGTH` samples
+per bit; any registered PHY that runs at 8 kHz by its name.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from audionet.audiosocket.proto import Audio, Error, Hangup
 from audionet.audiosocket.server import AudioSocketServer, serve
 from audionet.errors import AudioError, ConfigError
 from audionet.modem.backends import to_pcm
-from audionet.modem.phy import Phy, get_phy
+from audionet.modem.phy import PHYS, Phy, get_phy
 from audionet.modem.phy.base import Samples
 from audionet.modem.proto.arq import ArqConfig
 
@@ -55,20 +55,27 @@ LEAD = 0.1
 #: meet the 60 s silent-peer timeout); 4 s is still several round trips of a 0.6 s frame.
 PHONE_RTO_MAX = 4.0
 KINDS = ("audiosocket", "audiosocket-listen")
+#: PHYs for a call, best first: the telephone-band OFDM PHY when it is built, else Manchester.
+PREFERRED = ("ofdm-phone", "manchester")
 
 
 def phone_phy(
-    name: str = "manchester",
+    name: str | None = None,
     samples_per_bit: float | None = None,
     rate: int | None = None,
     legacy: bool = False,
 ) -> Phy:
     """The physical layer for a call: ``manchester`` (at :data:`PHONE_BIT_LENGTH` samples per bit
-    unless given) or any registered PHY running at 8 kHz (e.g. ``ofdm-phone``)."""
+    unless given) or any registered PHY running at 8 kHz. ``None``: the first of
+    :data:`PREFERRED` that is registered (the telephone-band OFDM PHY once it exists), or
+    Manchester when a bit length, or the legacy line, asks for it."""
     if rate not in (None, PHONE_RATE):
         raise ConfigError(
             f"an AudioSocket call carries {PHONE_RATE} Hz audio, not {rate} Hz: drop --rate"
         )
+    if name is None:
+        manchester = samples_per_bit is not None or legacy
+        name = "manchester" if manchester else next(n for n in PREFERRED if n in PHYS)
     if name == "manchester":
         bit = PHONE_BIT_LENGTH if samples_per_bit is None else samples_per_bit
         return get_phy("manchester", sample_rate=PHONE_RATE, samples_per_bit=bit, legacy=legacy)

@@ -249,8 +249,7 @@ def _phy(args: argparse.Namespace) -> Any:
     if str(getattr(args, "audio", "")).startswith("audiosocket"):
         from audionet.bridges.modem_call import phone_phy
 
-        phy = getattr(args, "phy", None) or "manchester"
-        return phone_phy(phy, args.bit_length, args.rate, legacy=args.legacy)
+        return phone_phy(getattr(args, "phy", None), args.bit_length, args.rate, args.legacy)
     return get_phy(
         "manchester",
         sample_rate=args.rate or 44100,
