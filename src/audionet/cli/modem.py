@@ -86,7 +86,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "listen",
         _listen,
         help="serve a folder: receive files sent to us, answer requests and pings",
-        epilog="example:\n  audionet modem listen --audio cable:127.0.0.1:7700 --root shared/",
+        epilog="examples:\n  audionet modem listen --audio cable:127.0.0.1:7700 --root shared/\n"
+        "  audionet modem listen --audio audiosocket-listen:127.0.0.1:9301 --root inbox/  (a call)",
     )
     p.add_argument("--root", type=Path, default=Path("."), help="folder to serve and store into")
     p.add_argument("--address", default="2:21", help="our HOST:PORT (default 2:21)")
@@ -97,7 +98,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "send",
         _send,
         help="send a file or a directory to a listening station",
-        epilog="example:\n  audionet modem send photo.jpg --audio cable:127.0.0.1:7700",
+        epilog="examples:\n  audionet modem send photo.jpg --audio cable:127.0.0.1:7700\n"
+        "  audionet modem send photo.jpg --audio audiosocket:127.0.0.1:9301  (dial the listener)",
     )
     p.add_argument("file", type=Path)
     p.add_argument("--as", dest="name", default=None, help="name on the other side")
