@@ -30,4 +30,5 @@ SYSTEM_DEMOS = (
     ("audiosocket", "audionet.audiosocket.demo"),
     ("dns", "audionet.dns.demo"),
     ("modem", "audionet.modem.demo"),
+    ("bridges", "audionet.bridges.demo"),
 )

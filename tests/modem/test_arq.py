@@ -339,3 +339,24 @@ def test_three_sacked_frames_trigger_a_fast_retransmit() -> None:
     resent = conn.poll_frame(0.35)
     assert resent is not None and resent.seq == 1 and resent.payload == b"a"
     assert conn.poll_frame(0.35) is None  # sacked frames are not resent
+
+
+def test_a_late_ack_of_a_frame_waiting_for_its_resend_is_not_timed() -> None:
+    """The timer expired (the resends are queued, not yet sent) and then the first copies' ACK and
+    SACK come (a delayed line, e.g. jitter on a phone call): no RTT sample, the timer a number."""
+    conn = Connection(A, B, ArqConfig(window=8, max_payload=1), isn=0)
+    conn.connect(0.0)
+    conn.poll_frame(0.0)
+    conn.receive_frame(Frame(B, A, 500, Flags.SYN | Flags.ACK, ack=1, window=8), 0.1)
+    conn.send(b"abc")
+    assert [f.seq for f in (conn.poll_frame(0.2) for _ in range(3)) if f] == [1, 2, 3]
+    timer = conn.get_timer()
+    assert timer is not None
+    conn.handle_timer(timer)  # all three expire; their resends wait for poll_frame
+    # frame 1 acknowledged, frame 3 selectively: both were waiting for their resend
+    conn.receive_frame(Frame(B, A, 501, Flags.ACK | Flags.SACK, ack=2, window=8, sack=1), timer)
+    assert conn.stats.rtt_samples == pytest.approx([0.1])  # the handshake's only
+    resent = [f.seq for f in (conn.poll_frame(timer) for _ in range(3)) if f]
+    assert resent == [2]
+    nxt = conn.get_timer()
+    assert nxt is not None and nxt == nxt and nxt < timer + 10  # a number (NaN != NaN)

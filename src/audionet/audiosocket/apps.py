@@ -23,7 +23,9 @@ from audionet.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-APP_SPECS = "echo, record:DIR, play:FILE, tone:HZ, silence"
+APP_SPECS = (
+    "echo, record:DIR, play:FILE, tone:HZ, silence, dns:ZONE[,server=HOST:PORT][,stream=NAME]"
+)
 
 
 class _Base:
@@ -161,9 +163,14 @@ class PlayApp(_PlayerApp):
         return FileSource(self.path, fmt)
 
 
-def make_app(spec: str, rate: int = 8000) -> _Base:
-    """The handler for an ``--app`` spec (``echo``, ``record:DIR``, ``play:FILE``, ``tone:HZ``, ``silence``)."""
+def make_app(spec: str, rate: int = 8000) -> Any:
+    """The handler for an ``--app`` spec (``echo``, ``record:DIR``, ``play:FILE``, ``tone:HZ``,
+    ``silence``, or ``dns:ZONE[,...]``: a DNS stream, see :mod:`audionet.bridges.dns_call`)."""
     name, _, arg = spec.partition(":")
+    if name == "dns" and arg:
+        from audionet.bridges.dns_call import DnsApp
+
+        return DnsApp.from_spec(arg)
     if name == "echo" and not arg:
         return EchoApp()
     if name == "silence" and not arg:

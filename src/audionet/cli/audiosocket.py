@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="examples:\n"
         "  audionet audiosocket serve --app echo --port 9092\n"
         "  audionet audiosocket call 127.0.0.1:9092 --play hello.wav --record reply.wav\n"
-        "  audionet audiosocket bench 127.0.0.1:9092 --calls 500 --duration 10",
+        "  audionet audiosocket bench 127.0.0.1:9092 --calls 500 --duration 10\n"
+        "  audionet audiosocket bridge 127.0.0.1:9301 127.0.0.1:9302 --codec ulaw",
     )
     p = add_command(
         group,
@@ -41,16 +42,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         cmd_serve,
         help="run an AudioSocket server with a built-in app",
         description="Run an AudioSocket server. APP is one of: echo, record:DIR (one WAV per call,\n"
-        "named by UUID), play:FILE (paced, resampled; hangs up at the end), tone:HZ, silence.\n"
+        "named by UUID), play:FILE (paced, resampled; hangs up at the end), tone:HZ, silence,\n"
+        "dns:ZONE[,server=HOST:PORT][,stream=NAME] (every caller hears that AoDNS stream).\n"
         "Every call's outgoing side is paced at 20 ms and sends silence when idle.",
         epilog="examples:\n"
         "  audionet audiosocket serve --app echo --port 9092\n"
         "  audionet audiosocket serve --app record:/var/spool/calls --max-calls 200\n"
         "  audionet audiosocket serve --app play:welcome.mp3 --workers 2 --metrics-port 9100\n"
+        "  audionet audiosocket serve --app dns:music.example.com,server=127.0.0.1:5053 --port 9094\n"
         "dialplan: exten => 100,1,Answer()\n"
         "                  same => n,AudioSocket(40325ec2-5efd-4bd3-805f-53576e581d13,127.0.0.1:9092)",
     )
-    p.add_argument("--app", default="echo", help="echo, record:DIR, play:FILE, tone:HZ or silence")
+    p.add_argument(
+        "--app",
+        default="echo",
+        help="echo, record:DIR, play:FILE, tone:HZ, silence or dns:ZONE[,server=HOST:PORT][,stream=NAME]",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=9092, help="TCP port (default 9092)")
     p.add_argument("--max-calls", type=int, default=10000, help="concurrent calls per process")
@@ -140,6 +147,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "0: all in the same 20 ms); --duration counts from when all have started",
     )
     _loop_arg(p)
+
+    from audionet.cli.bridges import add_bridge_command
+
+    add_bridge_command(group)
 
 
 def _loop_arg(p: argparse.ArgumentParser) -> None:

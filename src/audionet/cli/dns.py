@@ -54,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         source=args.source,
         codec=args.codec,
         version=_format(args.format),
-        stream=args.stream,
+        stream=args.stream or "main",
         key=args.key,
         packs=args.packs,
         bitrate=args.bitrate,
@@ -69,6 +69,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError("--workers must be between 1 and 64")
     if args.packs < 2 or args.packs > 10_000:
         raise ConfigError("--packs must be between 2 and 10000")
+
+    if args.source.startswith("audiosocket:"):
+        from audionet.cli.bridges import serve_calls
+
+        return serve_calls(opts, args)
 
     def ready(b: Broadcaster) -> None:
         host, port = b.server.address
@@ -132,6 +137,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         f"{report.packs_lost} packs skipped",
         highlight=False,
     )
+    if report.ended:
+        console.print("the stream ended (its caller hung up, or its source stopped)")
     if report.start_target > args.target + 1.0 and report.direct is False:
         console.print(
             f"note: v1 through a resolver buffers {report.start_target:.1f} s before playing: the "
@@ -160,8 +167,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     from audionet.dns.info import zone_info
 
     host, port = parse_server(args.server)
-    for info in run(zone_info(args.zone, DnsFetcher(host, port))):
+    infos = run(zone_info(args.zone, DnsFetcher(host, port)))
+    for info in infos:
         print(info.describe())
+    if not infos:
+        print(f"{args.zone} serves AoDNS v2 but no stream is live now")
     return 0
 
 
@@ -187,7 +197,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "  audionet dns serve music.example.com --format v1 --port 5053\n"
         "  audionet dns serve music.example.com --publish 10.0.0.53:53 --tsig hmac-sha256:up:c2VjcmV0\n"
         "  audionet dns serve music.example.com --port 53 --workers 2 --udp-io mmsg\n"
-        "  audionet dns serve music.example.com --port 53 --rrl-rate 500 --rrl-allow 192.0.2.0/24",
+        "  audionet dns serve music.example.com --port 53 --rrl-rate 500 --rrl-allow 192.0.2.0/24\n"
+        "  audionet dns serve calls.example.com --source audiosocket:127.0.0.1:9093",
     )
     serve.add_argument("zone", help="the zone to serve, e.g. music.example.com")
     serve.add_argument(
@@ -197,13 +208,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.add_argument(
         "--source",
         default="tone:440",
-        help="tone:HZ, file:PATH (loops), mic or stdin (default tone:440)",
+        help="tone:HZ, file:PATH (loops), mic, stdin, or audiosocket:HOST:PORT: phone calls "
+        "(Asterisk connects them here; each call is a stream named by its UUID, or with --stream "
+        "the calls feed that stream one at a time) (default tone:440)",
     )
     serve.add_argument("--codec", default="opus", choices=["opus", "codec2"], help="default opus")
     serve.add_argument(
         "--format", default="v2", choices=["v2", "v1"], help="record format (default v2)"
     )
-    serve.add_argument("--stream", default="main", help="v2 stream name (default main)")
+    serve.add_argument("--stream", help="v2 stream name (default main)")
     serve.add_argument("--key", help="v2: encrypt with this passphrase (listeners need it too)")
     serve.add_argument("--packs", type=int, default=75, help="packs kept (default 75)")
     serve.add_argument("--bitrate", type=int, help="codec bit rate in bit/s (Opus default ~20000)")

@@ -73,6 +73,20 @@ def make_codec(name: str, version: int, bitrate: int | None = None) -> Codec:
     raise StreamConfigError(f"unknown codec {name!r}: choose opus or codec2")
 
 
+def stream_config(codec: Codec, opts: ServeOptions) -> v2.StreamConfig:
+    """The v2 config record of a stream encoded with ``codec`` under ``opts``."""
+    return v2.StreamConfig(
+        codec=codec.name,
+        rate=codec.format.rate,
+        channels=codec.format.channels,
+        frame_ms=round(codec.frame_duration * 1000),
+        packs=opts.packs,
+        encoding=opts.encoding,
+        bitrate=codec.bitrate,
+        mode=codec.bitrate if codec.name == "codec2" else 0,
+    )
+
+
 class Broadcaster:
     """Owns the publisher and the server of one zone with one stream fed from one source."""
 
@@ -93,18 +107,12 @@ class Broadcaster:
         if opts.version == 1:
             self.feed = self.publisher.add_v1(self.codec.frame_duration, opts.packs)
         else:
-            cfg = v2.StreamConfig(
-                codec=self.codec.name,
-                rate=self.codec.format.rate,
-                channels=self.codec.format.channels,
-                frame_ms=round(self.codec.frame_duration * 1000),
-                packs=opts.packs,
-                encoding=opts.encoding,
-                bitrate=self.codec.bitrate,
-                mode=self.codec.bitrate if self.codec.name == "codec2" else 0,
-            )
             self.feed = self.publisher.add_v2(
-                opts.stream, cfg, opts.key, epoch, max_pack_seconds=opts.max_pack_seconds
+                opts.stream,
+                stream_config(self.codec, opts),
+                opts.key,
+                epoch,
+                max_pack_seconds=opts.max_pack_seconds,
             )
         rrl = RateLimiter(opts.rrl) if opts.rrl is not None else None
         self.server = DnsServer(self.publisher.snapshot(), self.metrics, rrl)

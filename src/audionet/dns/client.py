@@ -102,6 +102,7 @@ class PlayReport:
     probes: int = 0  #: v1 look-ahead queries answered "not yet" (straight from the server only)
     #: True: straight from the authoritative server (AA set); False: through a resolver.
     direct: bool | None = None
+    ended: bool = False  #: the stream ended (v2 index ``end=1``) and was played to its end
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,12 +224,12 @@ class Player:
                 raise ConfigError(f"{zone} serves the original v1 format: play it with --format v1")
             streams = await self.fetcher.txt(names.v2_streams_name(zone))
             listed_names = (
-                [b"".join(rr).decode("ascii", "replace") for rr in streams]
+                [n for rr in streams if (n := b"".join(rr).decode("ascii", "replace"))]
                 if isinstance(streams, list)
                 else []
             )
-            if listed_names and self.client.stream not in listed_names:
-                listed = ", ".join(listed_names)
+            if isinstance(streams, list) and self.client.stream not in listed_names:
+                listed = ", ".join(listed_names) or "none live now"
                 raise ConfigError(
                     f"{zone} has no stream {self.client.stream!r}; its streams: {listed} (--stream)"
                 )
@@ -275,6 +276,8 @@ class Player:
                 now = loop.time()
                 if self._fatal is not None:
                     raise self._fatal
+                if self.client.finished:
+                    break  # the stream ended and all of it was played
                 self._spawn(now)
                 if self.codec is None and self.client.ready:
                     self.codec = codec_for(self.client)
@@ -337,6 +340,7 @@ class Player:
             start_target=self.start_target,
             probes=st.probes,
             direct=st.direct,
+            ended=self.client.finished,
         )
 
     def _status(self, elapsed: float) -> PlayStatus:

@@ -46,7 +46,9 @@ async def zone_info(zone: str, fetcher: DnsFetcher) -> list[StreamInfo]:
     streams = await fetcher.txt(names.v2_streams_name(z))
     if isinstance(streams, list):
         for rr in streams:
-            out.append(await _v2_info(z, b"".join(rr).decode("ascii", "replace"), fetcher))
+            name = b"".join(rr).decode("ascii", "replace")
+            if name:  # (an empty name: no stream is live now, e.g. no call in progress)
+                out.append(await _v2_info(z, name, fetcher))
         return out
     seq = await fetcher.txt(names.v1_sequence_name(z))
     if isinstance(seq, list) and seq:

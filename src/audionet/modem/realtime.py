@@ -160,30 +160,40 @@ async def run_realtime(
     start = time.monotonic()
     played = 0
     rx: Samples = np.zeros(0, dtype=np.float32)
+    wanted = getattr(port, "wanted", None)  # a port with its own clock (a call) says how much
     while not check():
         now = time.monotonic() - start
         due = int((now + tick) * rate) - played  # keep one tick of audio queued ahead
+        if wanted is not None:
+            due = wanted()
         tx = station.tick(rx, now, max(0, due))
         played += tx.size
         rx = await port.exchange(tx)
         if on_tick is not None:
             on_tick(now)
-        if isinstance(port, TcpCable) and not port.connected:
+        if not getattr(port, "connected", True):  # the other end unplugged or hung up
             return check()
         await asyncio.sleep(tick)
     return True
 
 
-async def open_audio(
-    spec: str, rate: int, channel: str | None, serve: bool
-) -> TcpCable | DeviceAudio:
-    """``device`` or ``cable:HOST:PORT`` (``serve``: wait for the other end to plug in)."""
+async def open_audio(spec: str, rate: int, channel: str | None, serve: bool) -> AudioPort:
+    """``device``, ``cable:HOST:PORT`` (``serve``: wait for the other end to plug in), or a phone
+    call: ``audiosocket-listen:HOST:PORT`` / ``audiosocket:HOST:PORT`` (see
+    :mod:`audionet.bridges.modem_call`; the call is the line, no channel simulator)."""
     if spec == "device":
         return DeviceAudio(rate)
+    if spec.startswith("audiosocket"):
+        from audionet.bridges.modem_call import open_call_audio
+
+        return await open_call_audio(spec)
     kind, _, rest = spec.partition(":")
     host, _, port = rest.rpartition(":")
     if kind != "cable" or not host or not (port.isascii() and port.isdigit()):
-        raise ConfigError(f"--audio {spec!r}: use 'device' or 'cable:HOST:PORT'")
+        raise ConfigError(
+            f"--audio {spec!r}: use 'device', 'cable:HOST:PORT', 'audiosocket-listen:HOST:PORT' "
+            "or 'audiosocket:HOST:PORT'"
+        )
     line = make_channel(channel, rate, seed=int(port) + serve)
     if serve:
         return await TcpCable.serve(host, int(port), line)

@@ -152,6 +152,7 @@ class StreamClient:
         self._index_reads = 0
         self._index_seen: tuple[int, int, int] | None = None  # (epoch, first, count) last read
         self._index_changed = 0.0  # when it last changed
+        self._end_last: int | None = None  # v2: the last pack of a stream whose index says ended
         self.stats.fresh_index = settings.version == 2 and settings.fresh_index == "always"
         # v1 has no frame numbers: packs are released in order and numbered here.
         self._v1_staged: dict[int, tuple[bytes, ...] | None] = {}
@@ -307,6 +308,7 @@ class StreamClient:
         if self.s.version == 1:
             self._v1_staged[seq] = None
             self._v1_release()
+        self._check_final()
 
     def _on_config(self, rrs: list[tuple[bytes, ...]]) -> None:
         if not rrs:
@@ -378,10 +380,14 @@ class StreamClient:
                 self._due.setdefault(self._config_req(), now)
                 return
             self._check_stale((idx.epoch, idx.first, idx.count), now)
+            if idx.ended:
+                self._end_last = idx.last
             if idx.count == 0:
+                self.jitter.final |= idx.ended  # ended before its first pack
                 return
             first, last = idx.first, idx.last
         self._plan(first, last, now)
+        self._check_final()
 
     def _target_seconds(self) -> float:
         """The buffer to fill before playing: ``target_seconds``, or for v1 through a resolver
@@ -500,6 +506,7 @@ class StreamClient:
                 self.jitter.put(pack.first_frame + i, f)
         self.stats.packs += 1
         self._tries.pop(req.seq, None)
+        self._check_final()
 
     def _learn(self, frames: int, now: float) -> None:
         if frames and not self._pack_frames:
@@ -519,6 +526,20 @@ class StreamClient:
             for f in frames or ():
                 self.jitter.put(self._v1_next_frame, f)
                 self._v1_next_frame += 1
+
+    def _check_final(self) -> None:
+        """v2: once a stream has ended and every pack of it is here (or given up), no frame will
+        follow: the jitter buffer plays out what it has and stops."""
+        end = self._end_last
+        if end is None or self.jitter.final or self._want_from is None:
+            return  # not ended, already final, or its packs are not planned yet
+        if all(seq in self._have for seq in range(self._want_from, end + 1)):
+            self.jitter.final = True
+
+    @property
+    def finished(self) -> bool:
+        """v2: the stream ended (its index says so) and all of it has been played."""
+        return self._end_last is not None and self.jitter.drained
 
     # -- playout -----------------------------------------------------------------------------
     def playout(self) -> Item:

@@ -56,6 +56,9 @@ class JitterBuffer:
         self.concealed = 0
         self.late = 0
         self.played = 0
+        #: Set when no frame will come after ``high`` (the stream ended): what is here plays out
+        #: even below the target, and running dry then is the end, not an underrun.
+        self.final = False
 
     def reset(self) -> None:
         """Forget everything (the stream restarted with new frame numbers)."""
@@ -63,6 +66,7 @@ class JitterBuffer:
         self.cursor = None
         self.high = -1
         self.started = False
+        self.final = False
         if self.playing:
             self.playing = False
             self.underruns += 1
@@ -95,9 +99,14 @@ class JitterBuffer:
             return 0
         return self.high - self.cursor + 1
 
+    @property
+    def drained(self) -> bool:
+        """The stream ended (:attr:`final`) and everything in it has been played."""
+        return self.final and self.depth == 0
+
     def pop(self) -> Item:
         if not self.playing:
-            if self.cursor is None or self.depth < self.target:
+            if self.cursor is None or self.depth < (1 if self.final else self.target):
                 return WAIT
             self.playing = True
             self.started = True
@@ -105,6 +114,8 @@ class JitterBuffer:
         n = self.cursor
         if n > self.high:
             self.playing = False
+            if self.final:
+                return WAIT  # the end of the stream, not an underrun
             self.underruns += 1
             out = self.played + self.concealed
             recurring = self._last_underrun is not None and out - self._last_underrun <= self.window

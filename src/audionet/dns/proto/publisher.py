@@ -57,11 +57,39 @@ class ZonePublisher:
             raise StreamConfigError(f"stream {name!r} is already served")
         st = V2Stream(self, name, config, passphrase, epoch, max_pack_seconds)
         self.streams[name] = st
-        self.builder.set_txt(
-            names.v2_streams_name(self.zone), STREAMS_TTL, [(s.encode(),) for s in self.streams]
-        )
+        self._list_streams()
         self.publish()
         return st
+
+    def end_v2(self, stream: str) -> V2Stream:
+        """The stream is over: its last frames are published, its index says ``end=1``, and it
+        leaves the streams list. Its records stay until :meth:`remove_v2`, so listeners learn that
+        it ended instead of finding it gone."""
+        st = self.streams.pop(names.check_stream(stream))
+        st.end()
+        self._list_streams()
+        self.publish()
+        return st
+
+    def remove_v2(self, st: V2Stream) -> None:
+        """Delete every record of a stream that :meth:`end_v2` ended."""
+        if self.streams.get(st.stream) is st:
+            raise StreamConfigError(f"stream {st.stream!r} is still live: end it first")
+        z, b = self.zone, self.builder
+        if st.stream not in self.streams:  # (a new run under the same name keeps its own)
+            b.remove(names.v2_config_name(z, st.stream))
+            b.remove(names.v2_index_name(z, st.stream))
+            b.remove(names.v2_index_wildcard(z, st.stream))
+        for pack in st.kept:
+            b.remove(names.v2_pack_name(z, st.stream, pack.seq, st.epoch))
+        st.kept.clear()
+        self.publish()
+
+    def _list_streams(self) -> None:
+        # With no live stream (a call station between calls) the list is one empty string, so
+        # the zone still says it is an AoDNS v2 zone.
+        listed = [(s.encode(),) for s in self.streams] or [(b"",)]
+        self.builder.set_txt(names.v2_streams_name(self.zone), STREAMS_TTL, listed)
 
     def publish(self) -> Snapshot:
         self._snapshot = self.builder.build()
@@ -148,9 +176,9 @@ class V2Stream:
     def epoch(self) -> int:
         return self.config.epoch
 
-    def _set_index(self) -> None:
+    def _set_index(self, ended: bool = False) -> None:
         first = self.kept[0].seq if self.kept else 0
-        idx = v2.Index(self.epoch, first, len(self.kept))
+        idx = v2.Index(self.epoch, first, len(self.kept), ended)
         rrs = [(idx.to_text(),)]
         b = self.zone.builder
         b.set_txt(names.v2_index_name(self.zone.zone, self.stream), INDEX_TTL, rrs)
@@ -171,6 +199,18 @@ class V2Stream:
         self.frames += 1
         if pack is None:
             return False
+        self._add(pack)
+        return True
+
+    def end(self) -> None:
+        """Publish the frames of the unfinished pack and mark the index ended (see
+        :meth:`ZonePublisher.end_v2`)."""
+        pack = self.packer.flush()
+        if pack is not None:
+            self._add(pack)
+        self._set_index(ended=True)
+
+    def _add(self, pack: v2.Pack) -> None:
         b = self.zone.builder
         z = self.zone.zone
         self.kept.append(pack)
@@ -186,4 +226,3 @@ class V2Stream:
         self._set_index()
         self.zone.packs_published += 1
         self.zone.publish()
-        return True

@@ -154,24 +154,32 @@ class StreamConfig:
 
 @dataclass(frozen=True, slots=True)
 class Index:
-    """The ``index.S.Z`` record: packs ``first .. first+count-1`` of run ``epoch`` exist."""
+    """The ``index.S.Z`` record: packs ``first .. first+count-1`` of run ``epoch`` exist.
+
+    ``ended``: the stream is over (e.g. the phone call it carried hung up): no pack will follow
+    ``last``, written ``end=1`` (clients that do not know the key ignore it).
+    """
 
     epoch: int
     first: int
     count: int
+    ended: bool = False
 
     @property
     def last(self) -> int:
         return self.first + self.count - 1
 
     def to_text(self) -> bytes:
-        return f"epoch={self.epoch:08x} first={self.first} count={self.count}".encode("ascii")
+        end = " end=1" if self.ended else ""
+        return f"epoch={self.epoch:08x} first={self.first} count={self.count}{end}".encode("ascii")
 
     @classmethod
     def from_text(cls, text: bytes) -> Index:
         try:
             kv = dict(w.split("=", 1) for w in text.decode("ascii").split())
-            idx = cls(int(kv["epoch"], 16), int(kv["first"]), int(kv["count"]))
+            idx = cls(
+                int(kv["epoch"], 16), int(kv["first"]), int(kv["count"]), kv.get("end") == "1"
+            )
         except (UnicodeDecodeError, ValueError, KeyError) as e:
             raise BadRecordError(
                 f"index record is not 'epoch= first= count=': {text[:40]!r}"

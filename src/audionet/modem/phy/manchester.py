@@ -87,7 +87,8 @@ class ManchesterPhy:
     """The seed's Manchester PHY.
 
     ``samples_per_bit`` may be fractional (half-bit edges are rounded to the sample grid) and must be
-    at least 4; 5 or more is advised for a real line. ``amplitude`` is the peak level in [0, 1].
+    at least 4, 5 or more for a real line; exactly 2 suits a digital line that carries every sample.
+    ``amplitude`` is the peak level in [0, 1].
     ``legacy=True`` selects the original's line as it plays it: its waveform sample for sample
     (:mod:`~audionet.modem.phy.legacywave`), by default at a third of full scale as its sound-card
     backend plays it (``amplitude=1.0`` for full scale, as its WAV backend writes), and an integer
@@ -103,9 +104,13 @@ class ManchesterPhy:
     ) -> None:
         if not 1000 <= sample_rate <= 384000:
             raise ConfigError(f"sample rate {sample_rate} Hz is outside 1000..384000 Hz")
-        if not 4 <= samples_per_bit <= 4096:
+        # Exactly 2 (one sample per half-bit) is for digital lines that carry every sample, such
+        # as an 8 kHz phone call over AudioSocket (fractional lengths below 4 are not allowed:
+        # at 2.25 and 2.5 samples per bit the receiver finds no frame).
+        if not (samples_per_bit == 2 or 4 <= samples_per_bit <= 4096):
             raise ConfigError(
-                f"samples per bit {samples_per_bit}: use 4 to 4096 (5 or more on a real line)"
+                f"samples per bit {samples_per_bit}: use 4 to 4096 (5 or more on a real line), "
+                "or 2 on a digital line such as an AudioSocket call"
             )
         if legacy and samples_per_bit != int(samples_per_bit):
             raise ConfigError("the legacy Manchester line needs a whole number of samples per bit")

@@ -317,7 +317,9 @@ class Connection:
         sample: float | None = None
         for _ in range(advance):
             acked = self._out.pop(self._snd_una)
-            if acked.tx_count == 1 and not acked.sacked:  # Karn: never time a resent frame
+            # Karn: never time a resent frame, nor one whose timer expired (its resend is pending:
+            # ``sent`` is _NEVER, and a sample of minus infinity would turn the RTO into NaN).
+            if acked.tx_count == 1 and not acked.sacked and acked.sent < _NEVER:
                 sample = now - acked.sent
             self.stats.bytes_acked += len(acked.payload)
             self._snd_una = (self._snd_una + 1) % SEQ_MOD
@@ -326,7 +328,7 @@ class Connection:
                 seg = self._out.get((frame.ack + 1 + i) % SEQ_MOD)
                 if frame.sack >> i & 1 and seg is not None and not seg.sacked:
                     seg.sacked = True
-                    if seg.tx_count == 1:
+                    if seg.tx_count == 1 and seg.sent < _NEVER:
                         sample = now - seg.sent
             self._fast_retransmit()
         if sample is not None and self.config.adaptive:
