@@ -35,6 +35,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
+	bash bench/install_peers.sh
 	$(BIN)/python bench/run_all.py
 
 clean:
