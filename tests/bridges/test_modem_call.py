@@ -150,7 +150,8 @@ async def test_a_station_dials_out_like_asterisk_and_pings_through_the_call(phy_
     pinger = Pinger(Address(2, 0), count=3, interval=max(0.3, 2 * frame + 0.2))
     ping = PingClient(pinger)
     a = Station(ModemEndpoint(ConnectionHost(1), phy), [ping])
-    b = Station(ModemEndpoint(ConnectionHost(2), phy), [FileServer(Path("."))])
+    # one PHY per station: an OFDM PHY keeps its station's link adaptation
+    b = Station(ModemEndpoint(ConnectionHost(2), phone_phy(phy_name)), [FileServer(Path("."))])
     stop = asyncio.Event()
     serving = asyncio.create_task(run_realtime(b, answer, until=stop.is_set))
     assert await asyncio.wait_for(run_realtime(a, caller), 20)
