@@ -62,6 +62,19 @@ def test_the_phone_phy_is_manchester_at_two_samples_per_bit_or_any_8khz_phy() ->
     assert phone_config(ArqConfig()).rto_max == 4.0
 
 
+def test_the_phone_phy_loads_its_compiled_kernels_before_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Loading numba on the first frame heard held up a busy machine's call for over 2 s, and
+    the bridge hung up: the call's PHY loads its kernels when it is made."""
+    from audionet.modem.phy.ofdm import OfdmPhy
+
+    calls: list[str] = []
+    monkeypatch.setattr(OfdmPhy, "prepare", lambda self: calls.append(self.name))
+    phone_phy("ofdm-phone")
+    assert calls == ["ofdm-phone"]
+
+
 def test_two_samples_per_bit_survive_mu_law_sample_for_sample(tmp_path: Path) -> None:
     from audionet.audio.codecs.g711 import ulaw_decode, ulaw_encode
     from audionet.audio.format import AudioFormat
