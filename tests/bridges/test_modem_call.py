@@ -178,10 +178,11 @@ async def test_a_station_dials_out_like_asterisk_and_pings_through_the_call(phy_
     answer = await listening
     phy = phone_phy(phy_name)
     # a round trip is two ping frames' air time (a 33-byte frame: 0.1 s of Manchester at 4 kbit/s,
-    # 0.6 s of OFDM's preamble, training and header symbols) plus the call's buffering; pings
-    # sent faster than that would queue on the line
+    # 0.6 s of OFDM's preamble, training and header symbols) plus the call's buffering. The line
+    # is full duplex, so pings queue only when sent faster than one frame's air time: OFDM's at
+    # `modem ping`'s default interval (1 s), Manchester's at 0.3 s.
     frame = phy.modulator().duration(33)
-    pinger = Pinger(Address(2, 0), count=3, interval=max(0.3, 2 * frame + 0.2))
+    pinger = Pinger(Address(2, 0), count=3, interval=1.0 if phy_name == "ofdm-phone" else 0.3)
     ping = PingClient(pinger)
     a = Station(ModemEndpoint(ConnectionHost(1), phy), [ping])
     # one PHY per station: an OFDM PHY keeps its station's link adaptation
@@ -193,6 +194,7 @@ async def test_a_station_dials_out_like_asterisk_and_pings_through_the_call(phy_
     await serving
     stats = pinger.stats()
     assert stats.received == 3 and max(stats.rtts) < 2 * frame + 0.8
+    assert max(stats.rtts) - min(stats.rtts) < 0.3  # they did not queue
     await caller.close()
     await answer.close()
     assert not answer.connected
