@@ -132,12 +132,14 @@ async def test_two_modem_stations_exchange_a_file_through_one_asterisk_call(
             hear(ev)  # type: ignore[operator]
 
         line._heard = tap  # type: ignore[method-assign]
-    phy, config = phone_phy(phy_name), phone_config(ArqConfig(max_payload=256))
+    # each PHY's own frame size (`modem send`'s default): the file is one ofdm-phone frame
+    config = phone_config(ArqConfig(max_payload=256 if phy_name == "manchester" else 8192))
     server = FileServer(tmp_path / "in", FILE_PORT)
     (tmp_path / "in").mkdir()
     client = FileClient(Address(1, FILE_PORT), "note.bin", tmp_path, local=src)
-    a = Station(ModemEndpoint(ConnectionHost(1, config), phy), [server])
-    b = Station(ModemEndpoint(ConnectionHost(2, config), phy), [client])
+    # one PHY per station: an OFDM PHY keeps its station's link adaptation
+    a = Station(ModemEndpoint(ConnectionHost(1, config), phone_phy(phy_name)), [server])
+    b = Station(ModemEndpoint(ConnectionHost(2, config), phone_phy(phy_name)), [client])
 
     def arrived() -> bool:
         return any(isinstance(e, FileReceived) for e in server.received)

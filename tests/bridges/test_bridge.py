@@ -156,7 +156,8 @@ def test_cli_bridges_two_servers_and_reports() -> None:
 
     done = asyncio.run(main())
     assert done.returncode == 0, done.stderr
-    assert "leg 1 -> leg 2:" in done.stderr and "dropped" in done.stderr
+    # lost frames are concealed by default
+    assert "leg 1 -> leg 2:" in done.stderr and "lost (plc)" in done.stderr
     assert "bridged 1.5 s (alaw)" in done.stderr
     bad = subprocess.run(
         [sys.executable, "-m", "audionet", "audiosocket", "bridge", "nowhere", "127.0.0.1:1"],

@@ -70,14 +70,43 @@ def test_g711_on_a_wideband_leg_goes_through_8khz() -> None:
 
 def test_loss_drops_that_share_of_frames_repeatably() -> None:
     chunks = frames(40.0)  # 2000 frames
-    a = Relay(Impairments(loss=0.05, seed=7))
+    a = Relay(Impairments(loss=0.05, seed=7, lost="drop"))
     out = relay_all(a, chunks)
     assert a.stats.lost == 2000 - len(out)
     assert 60 <= a.stats.lost <= 140
-    b = Relay(Impairments(loss=0.05, seed=7))
+    b = Relay(Impairments(loss=0.05, seed=7, lost="drop"))
     assert relay_all(b, chunks) == out  # the same seed drops the same frames
     kept = {m[HEADER_SIZE:] for m in out}
     assert all(m in set(chunks) for m in kept)
+
+
+def test_a_lost_frame_becomes_silence_and_keeps_the_timeline() -> None:
+    chunks = frames(10.0)
+    relay = Relay(Impairments(loss=0.05, seed=7, lost="silence"))
+    out = [m[HEADER_SIZE:] for m in relay_all(relay, chunks)]
+    assert len(out) == len(chunks) and relay.stats.lost > 10
+    silent = [i for i, m in enumerate(out) if m == bytes(320)]
+    assert len(silent) == relay.stats.lost
+    assert all(out[i] == chunks[i] for i in range(len(out)) if i not in silent)
+
+
+def test_a_lost_frame_is_concealed_as_asterisk_does_by_default() -> None:
+    """The default, ``plc``: a lost 20 ms of a tone is filled with the tone (Asterisk's generic
+    PLC), the timeline is kept, and a frame after a hole is the real audio but for the quarter
+    period where the PLC joins the two."""
+    chunks = frames(10.0, freq=400.0)  # a 20-sample period: the PLC repeats it exactly
+    relay = Relay(Impairments(loss=0.05, seed=7))
+    out = [np.frombuffer(m[HEADER_SIZE:], "<i2").astype(float) for m in relay_all(relay, chunks)]
+    src = [np.frombuffer(c, "<i2").astype(float) for c in chunks]
+    assert len(out) == len(src) and relay.stats.lost > 10
+    changed = [i for i in range(len(out)) if not np.array_equal(out[i], src[i])]
+    # the lost frames, and the frame after each hole, whose first 10 samples are blended
+    assert relay.stats.lost <= len(changed) <= 2 * relay.stats.lost
+    for i in changed:
+        assert np.corrcoef(out[i], src[i])[0, 1] > 0.9, i  # the tone goes on through the hole
+        assert np.max(np.abs(out[i])) > 0.4 * np.max(np.abs(src[i]))  # fading, not gone
+        if i + 1 < len(out) and i + 1 not in changed and i - 1 not in changed:
+            np.testing.assert_array_equal(out[i + 1], src[i + 1])
 
 
 def test_jitter_holds_frames_up_to_the_bound_and_keeps_their_order() -> None:
@@ -106,3 +135,5 @@ def test_bad_settings_are_config_errors() -> None:
         Impairments(loss=1.0)
     with pytest.raises(ConfigError, match="jitter"):
         Impairments(jitter=-0.01)
+    with pytest.raises(ConfigError, match="lost frames 'repeat': use one of plc, silence, drop"):
+        Impairments(lost="repeat")

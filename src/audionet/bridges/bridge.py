@@ -21,7 +21,7 @@ import logging
 import socket
 import time
 import uuid as uuid_mod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from audionet.audiosocket.check import AsteriskChecker
@@ -145,7 +145,7 @@ class Bridge:
         # Each direction has its own random stream (the same seed twice would drop the same frames).
         self.relays = (
             Relay(imp),
-            Relay(Impairments(imp.codec, imp.jitter, imp.loss, None if seed is None else seed + 1)),
+            Relay(replace(imp, seed=None if seed is None else seed + 1)),
         )
         self.idle_timeout = idle_timeout
         self.legs: list[_Leg] = []

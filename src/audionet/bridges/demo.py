@@ -5,8 +5,9 @@
    sees the stream end when the caller hangs up.
 2. **DNS -> call**: an AoDNS station streams a 440 Hz tone; a caller of the ``dns:`` app hears it
    at 50 frames a second with no gap.
-3. **file over a call**: two modem stations, both AudioSocket servers, exchange a file through
-   ``audiosocket bridge --codec ulaw`` (the call's default PHY), SHA-256 checked.
+3. **file over a call**: two modem stations, both AudioSocket servers, move a 16 kB file through
+   ``audiosocket bridge --codec ulaw --loss 0.01 --jitter 20`` with the call's default PHY
+   (``ofdm-phone``, in its own 8 kB frames), SHA-256 checked.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from audionet.audiosocket.apps import make_app
 from audionet.audiosocket.client import connect
 from audionet.audiosocket.server import serve
 from audionet.bridges.call_dns import CallStation
+from audionet.bridges.modem_call import phone_phy
 from audionet.bridges.relay import Impairments
 from audionet.bridges.transfer import transfer_over_call
 from audionet.demo import DemoRow
@@ -32,9 +34,11 @@ from audionet.dns.broadcast import Broadcaster, ServeOptions
 from audionet.dns.client import DnsFetcher, Player
 from audionet.dns.localresolver import free_port
 from audionet.dns.proto.client import ClientSettings
+from audionet.modem.proto.arq import ArqConfig
 
 SYSTEM = "bridges"
 PHONE = AudioFormat(8000)
+FILE_KB = 16  #: the file over a call
 
 
 class _Collect(Sink):
@@ -121,14 +125,21 @@ async def _dns_to_call() -> DemoRow:
 
 async def _file_over_call(workdir: Path) -> DemoRow:
     src = workdir / "photo.bin"
-    src.write_bytes(os.urandom(1024))
+    src.write_bytes(os.urandom(FILE_KB * 1024))
+    phy = phone_phy()  # the default on a call: ofdm-phone
     res = await transfer_over_call(
-        src, workdir / "call", impairments=Impairments("ulaw"), max_seconds=60
+        src,
+        workdir / "call",
+        impairments=Impairments("ulaw", jitter=0.02, loss=0.01),
+        phy=phy,
+        config=ArqConfig(max_payload=getattr(phy, "suggested_payload", 256)),  # its own frame
+        max_seconds=60,
     )
     (leg,) = res.legs
     return DemoRow(
         SYSTEM,
-        "file over a call: 1 kB through the bridge in mu-law",
+        f"file over a call: {FILE_KB} kB with {phy.name} through the bridge in mu-law, "
+        "1% loss, 20 ms jitter",
         f"{'SHA-256 matches' if leg.ok else 'FAILED: ' + str(res.error)}, "
         f"{leg.goodput / 1000:.2f} kbit/s, {leg.seconds:.1f} s",
         res.ok,

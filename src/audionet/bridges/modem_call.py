@@ -70,7 +70,8 @@ def phone_phy(
     """The physical layer for a call: ``manchester`` (at :data:`PHONE_BIT_LENGTH` samples per bit
     unless given) or any registered PHY running at 8 kHz (``mode`` and ``margin`` are OFDM's).
     ``None``: the first of :data:`PREFERRED` that is registered (the telephone-band OFDM PHY), or
-    Manchester when a bit length, or the legacy line, asks for it."""
+    Manchester when a bit length, or the legacy line, asks for it. A PHY with compiled kernels
+    loads them here, before the call (see :meth:`OfdmPhy.prepare`)."""
     if rate not in (None, PHONE_RATE):
         raise ConfigError(
             f"an AudioSocket call carries {PHONE_RATE} Hz audio, not {rate} Hz: drop --rate"
@@ -91,6 +92,9 @@ def phone_phy(
         raise ConfigError(
             f"the {name} physical layer runs at {phy.sample_rate} Hz; a call carries {PHONE_RATE} Hz"
         )
+    prepare = getattr(phy, "prepare", None)
+    if prepare is not None:
+        prepare()  # before the call: its clock waits for nothing
     return phy
 
 

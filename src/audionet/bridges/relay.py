@@ -8,8 +8,13 @@ direction, with what a real network between the legs adds, each optional:
 * **G.711** (``codec="ulaw"`` or ``"alaw"``): every frame goes through the codec and back, as a SIP
   trunk that carries the call in G.711 would transcode it. G.711 is 8 kHz audio, so a frame at
   another rate is resampled to 8 kHz and back (with a real resampler, state kept across frames).
-* **Frame loss** (``loss``): each frame is dropped with that probability (it never reaches the other
-  server, as a lost packet with no jitter buffer to conceal it).
+* **Frame loss** (``loss``): each frame is lost with that probability, as an RTP packet lost on the
+  way. What takes its place (``lost``) is what the receiving side of a real call does:
+  ``"plc"`` (the default): the receiver's jitter buffer keeps the call's timeline and Asterisk's
+  generic packet-loss concealment fills the 20 ms (:mod:`audionet.audio.plc`, a port of
+  ``main/plc.c``: the last pitch period repeated, fading out over 50 ms); ``"silence"``: the hole
+  is silent (a receiver without PLC); ``"drop"``: nothing takes its place, the audio is 20 ms
+  shorter (a path with no jitter buffer, which passes on what arrives).
 * **Jitter** (``jitter`` seconds): each frame is held a random time from 0 to ``jitter``, in order (a
   late frame holds back the ones behind it: the legs are TCP streams).
 
@@ -24,14 +29,19 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from audionet.audio.codecs.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from audionet.audio.format import AudioFormat
+from audionet.audio.plc import Concealer
 from audionet.audio.resample import Resampler
 from audionet.audiosocket.proto import encode_audio
 from audionet.errors import ConfigError
 
 #: Codecs a bridge can carry the call in: signed linear as it is, or G.711.
 CODECS = ("slin", "ulaw", "alaw")
+#: What takes a lost frame's place (see the module docstring).
+LOST = ("plc", "silence", "drop")
 #: G.711's sample rate (ITU-T G.711: 8000 samples per second).
 G711_RATE = 8000
 _G711 = {"ulaw": (ulaw_encode, ulaw_decode), "alaw": (alaw_encode, alaw_decode)}
@@ -43,8 +53,9 @@ class Impairments:
 
     codec: str = "slin"
     jitter: float = 0.0  #: seconds; each frame is held uniformly 0..jitter
-    loss: float = 0.0  #: probability that a frame is dropped
+    loss: float = 0.0  #: probability that a frame is lost
     seed: int | None = None
+    lost: str = "plc"  #: what takes a lost frame's place: ``plc``, ``silence`` or ``drop``
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -53,6 +64,8 @@ class Impairments:
             raise ConfigError(f"frame loss {self.loss:g} must be from 0 to below 1 (0.01 is 1%)")
         if not 0.0 <= self.jitter <= 1.0:
             raise ConfigError(f"jitter {self.jitter * 1000:g} ms must be from 0 to 1000 ms")
+        if self.lost not in LOST:
+            raise ConfigError(f"lost frames {self.lost!r}: use one of {', '.join(LOST)}")
 
 
 @dataclass(slots=True)
@@ -61,7 +74,7 @@ class RelayStats:
 
     frames_in: int = 0  #: audio messages received from the source leg
     frames_out: int = 0  #: audio messages handed on for the other leg
-    lost: int = 0  #: dropped on purpose (``loss``)
+    lost: int = 0  #: lost on purpose (``loss``), whatever took their place
     bytes_in: int = 0
     first: float | None = None  #: time of the first frame in
     last: float | None = None  #: time of the last frame in
@@ -86,6 +99,7 @@ class Relay:
         self._last_release = float("-inf")
         self._codec = _G711.get(self.impairments.codec)
         self._resamplers: dict[int, tuple[Resampler, Resampler]] = {}
+        self._plc: dict[int, Concealer] = {}
         self._keep = keep_arrivals
         self.stats = RelayStats()
 
@@ -102,15 +116,27 @@ class Relay:
         imp = self.impairments
         if imp.loss and self._rng.random() < imp.loss:
             st.lost += 1
-            return
-        if self._codec is not None:
-            pcm = self._through_g711(pcm, rate)
-            if not pcm:
-                return  # the resampler is still filling its filter
+            if imp.lost == "drop":
+                return
+            n = len(pcm) // 2
+            pcm = self._concealer(rate).fill(n).tobytes() if imp.lost == "plc" else bytes(2 * n)
+        else:
+            if self._codec is not None:
+                pcm = self._through_g711(pcm, rate)
+                if not pcm:
+                    return  # the resampler is still filling its filter
+            if imp.lost == "plc" and imp.loss:
+                pcm = self._concealer(rate).good(np.frombuffer(pcm, "<i2")).tobytes()
         release = now + (self._rng.uniform(0.0, imp.jitter) if imp.jitter else 0.0)
         release = max(release, self._last_release)  # in order: the legs are TCP streams
         self._last_release = release
         self._queue.append((release, encode_audio(pcm, rate)))
+
+    def _concealer(self, rate: int) -> Concealer:
+        plc = self._plc.get(rate)
+        if plc is None:
+            plc = self._plc[rate] = Concealer(rate)
+        return plc
 
     def _through_g711(self, pcm: bytes, rate: int) -> bytes:
         assert self._codec is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import time
 from collections.abc import Callable
@@ -82,10 +83,14 @@ async def transfer_over_call(
     same time) through a bridged call; files land in ``workdir/at1`` and ``workdir/at2``.
 
     ``hangup_after``: the bridge hangs up after that many seconds (a caller hanging up mid-transfer).
+    ``phy``: station 1's physical layer; station 2 gets a copy of it as it is (a PHY may keep
+    state of its own station, as OFDM's link adaptation does: two stations sharing one would
+    take each other's frames for their own echoes and never adapt).
     """
     from audionet.dns.localresolver import free_port
 
     phy = phy or phone_phy()
+    phys = (phy, copy.deepcopy(phy))
     config = phone_config(config or ArqConfig(max_payload=256))
     dirs = (workdir / "at1", workdir / "at2")
     for d in dirs:
@@ -98,7 +103,7 @@ async def transfer_over_call(
         clients[who] = FileClient(Address(2 - who, FILE_PORT), path.name, path.parent, local=path)
     stations = [
         Station(
-            ModemEndpoint(ConnectionHost(i + 1, config, seed=i), phy),
+            ModemEndpoint(ConnectionHost(i + 1, config, seed=i), phys[i]),
             [servers[i], *([c] if (c := clients[i]) is not None else [])],
         )
         for i in range(2)

@@ -55,7 +55,15 @@ def add_bridge_command(group: argparse._SubParsersAction[argparse.ArgumentParser
         "--jitter", type=float, default=0.0, help="hold each frame 0..MS milliseconds (order kept)"
     )
     p.add_argument(
-        "--loss", type=float, default=0.0, help="probability of dropping each frame (0.01 = 1%%)"
+        "--loss", type=float, default=0.0, help="probability of losing each frame (0.01 = 1%%)"
+    )
+    p.add_argument(
+        "--lost",
+        choices=["plc", "silence", "drop"],
+        default="plc",
+        help="what takes a lost frame's place: plc (a jitter buffer keeps the timeline and "
+        "Asterisk's generic packet-loss concealment fills the 20 ms, as on a SIP call; the "
+        "default), silence, or drop (nothing: the audio is 20 ms shorter)",
     )
     p.add_argument("--seconds", type=float, help="hang up after this long (default: never)")
     p.add_argument("--seed", type=int, help="seed of the jitter and loss (default: random)")
@@ -69,7 +77,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     first, second = parse_address(args.first), parse_address(args.second)
     if args.seconds is not None and args.seconds <= 0:
         raise ConfigError("--seconds must be positive")
-    imp = Impairments(args.codec, args.jitter / 1000, args.loss, args.seed)
+    imp = Impairments(args.codec, args.jitter / 1000, args.loss, args.seed, args.lost)
 
     async def main() -> int:
         import asyncio
@@ -86,7 +94,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
             print(
                 f"leg {i + 1} -> leg {2 - i}: {st.frames_in} frames in "
                 f"({st.frames_per_second():.2f} frames/s), {st.frames_out} relayed, "
-                f"{st.lost} dropped",
+                f"{st.lost} lost ({args.lost})",
                 file=sys.stderr,
             )
         for end in result.ends:

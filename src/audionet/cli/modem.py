@@ -135,7 +135,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "  audionet modem ping --legacy --peer 55 --audio device",
     )
     p.add_argument("--count", type=int, default=4)
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between pings")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="seconds between pings (default 1: on a phone call with ofdm-phone a ping frame is "
+        "about 0.5 s of air each way and a round trip about 1.5 s; the line is full duplex, so "
+        "1 s apart they do not queue)",
+    )
     _peer_options(p)
     _register_ofdm_tools(group)
 

@@ -17,6 +17,7 @@ from audionet.modem.phy.ofdm.adapt import (
 from audionet.modem.phy.ofdm.header import Feedback, Header
 from audionet.modem.phy.ofdm.mode import Mode
 from audionet.modem.phy.ofdm.profile import PROFILES
+from tests.modem.phy.ofdm.ofdm_helpers import receive, transmit
 
 P = PROFILES["ofdm"]
 
@@ -111,8 +112,24 @@ def test_a_fixed_mode_is_kept() -> None:
 def test_a_station_ignores_its_own_frames_on_a_shared_line() -> None:
     link = LinkState(P)
     mine = Header(500, Mode.parse("qam64-3/4", P), Feedback((12.0,) * P.groups, 3))
-    link.sent(mine)
-    link.heard(np.full(P.layout.used.size, 10.0), mine, False)  # our own echo
+    link.sent(mine, b"x" * 500)
+    link.heard(np.full(P.layout.used.size, 10.0), mine, True, b"x" * 500)  # our own echo
     assert link.frames_heard == 0 and link.peer is None and link.feedback() is None
     link.heard(np.full(P.layout.used.size, 1e3), feedback(30.0), True)
     assert link.frames_heard == 1 and link.peer is not None
+
+
+def test_the_peers_frame_with_our_header_is_the_peers() -> None:
+    """Two stations on a full-duplex line (a phone call) that start together send equal headers
+    (the same length, the start mode, no feedback yet): the payload tells the peer's frame from
+    our own echo, so each station learns the line and leaves the start mode."""
+    a, b = OfdmPhy("ofdm-phone"), OfdmPhy("ofdm-phone")
+    rng = np.random.default_rng(5)
+    mine, theirs = rng.bytes(400), rng.bytes(400)
+    # equal headers: the same length, mode and (no) feedback
+    assert a.link.tx_mode() == b.link.tx_mode() and a.link.feedback() is b.link.feedback() is None
+    tx_a, tx_b = transmit(a, [mine]), transmit(b, [theirs])
+    assert [f.data for f in receive(a, tx_a)] == [mine]
+    assert a.link.frames_heard == 0  # its own echo teaches nothing
+    assert [f.data for f in receive(a, tx_b)] == [theirs]
+    assert a.link.frames_heard == 1 and a.link.feedback() is not None  # the peer's frame does

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import signal
 
 from audionet.modem.channel import ChannelConfig, simulate
-from audionet.modem.phy.ofdm import OfdmPhy
+from audionet.modem.phy.ofdm import OfdmPhy, sync
 from audionet.modem.phy.ofdm.demodulator import OfdmDemodulator
 from tests.modem.phy.ofdm.ofdm_helpers import payloads, transmit
 
@@ -91,3 +93,58 @@ def test_a_click_on_the_preamble_does_not_lose_the_frame() -> None:
     rx = reports(phy, y)
     assert [r.ok for r in rx.reports] == [True]
     assert rx.reports[0].drift_ppm == pytest.approx(200.0, abs=5.0)
+
+
+def _phone_frame(
+    seed: int, drift_ppm: float, lead: int = 2000
+) -> tuple[OfdmPhy, bytes, np.ndarray]:
+    phy = OfdmPhy("ofdm-phone", mode="qam16-1/2")
+    (data,) = payloads(np.random.default_rng(seed), 1, 1500)
+    line = ChannelConfig(
+        name="call", telephone=True, telephone_law="ulaw", drift_ppm=drift_ppm, snr_db=35
+    )
+    tx = transmit(phy, [data], lead=lead)
+    return phy, data, simulate(tx, phy.sample_rate, line, seed=seed).astype(np.float64)
+
+
+@pytest.mark.parametrize("symbol", [1, 2])
+@pytest.mark.parametrize("fill", ["zeros", "noise"])
+def test_a_20ms_hole_in_one_training_symbol_is_repaired(symbol: int, fill: str) -> None:
+    """A lost packet on a call spoils a third of a training symbol (silence, or the PLC's
+    noise-like fill): ofdm-phone acquires the frame on the sync symbol and the other training
+    symbol, clock offset included; without the repair the frame is lost."""
+    phy, data, y = _phone_frame(11 + symbol, drift_ppm=-60.0)
+    p = phy.profile
+    hit = 2000 + symbol * p.symbol_length + p.cp + 200  # 20 ms inside training symbol `symbol`
+    rng = np.random.default_rng(symbol)
+    y[hit : hit + 160] = 0.0 if fill == "zeros" else rng.normal(0, np.std(y[hit - 600 : hit]), 160)
+    for repair in (True, False):
+        rx = OfdmDemodulator(replace(p, repair_training=repair), record=True)
+        got = []
+        for i in range(0, y.size, 160):  # 20 ms packets
+            got += rx.feed(y[i : i + 160].astype(np.float32))
+        got += rx.feed(np.zeros(p.sample_rate, np.float32))
+        if repair:
+            assert [f.data for f in got] == [data]
+            assert [r.ok for r in rx.reports] == [True]
+            assert rx.reports[0].drift_ppm == pytest.approx(-60.0, abs=8.0)
+        else:
+            assert not any(r.ok for r in rx.reports)  # what the repair is for
+
+
+def test_clean_training_symbols_are_not_taken_for_spoilt() -> None:
+    """Over a clean call (and at 25 dB SNR) neither training symbol is left out."""
+    for snr in (35.0, 25.0):
+        phy = OfdmPhy("ofdm-phone", mode="qam16-1/2")
+        p = phy.profile
+        for seed in range(6):
+            (data,) = payloads(np.random.default_rng(seed), 1, 300)
+            line = ChannelConfig(
+                name="call", telephone=True, telephone_law="ulaw", drift_ppm=50.0, snr_db=snr
+            )
+            y = simulate(transmit(phy, [data], lead=2000), p.sample_rate, line, seed=seed)
+            y = y.astype(np.float64)
+            coarse = sync.coarse_start(p, y[1800:]) + 1800
+            seg = y[coarse : coarse + sync.needed(p)]
+            h1, h2 = sync._training(p, seg)
+            assert sync._spoilt(p, seg, h1, h2) is None, (snr, seed)

@@ -89,6 +89,15 @@ class OfdmPhy:
         """A receiver (``framing`` is not needed: the PHY header carries the frame's length)."""
         return OfdmDemodulator(self.profile, self.link)
 
+    def prepare(self) -> None:
+        """Load the compiled kernels now (numba and its cached machine code: about 0.6 s, more
+        on a busy machine), not when the first frame is heard: on a call that first decode would
+        hold up the call's clock, and a line silent for 2 s is hung up."""
+        from audionet.modem.phy.ofdm import ldpc_kernel, resample_kernel
+
+        ldpc_kernel.compiled()
+        resample_kernel.compiled()
+
     def __repr__(self) -> str:
         fixed = self.link.fixed
         return f"OfdmPhy({self.profile.name!r}, {self.sample_rate} Hz, mode={fixed or 'auto'})"

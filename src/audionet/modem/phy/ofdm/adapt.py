@@ -19,6 +19,7 @@ any feedback. A fixed ``mode`` turns all of this off.
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -53,6 +54,12 @@ SILENCE_STEP = 3.0  #: ... by this many dB for each further one
 STALE_FRAMES = 8  #: frames sent without feedback before falling back to the start mode
 HISTORY = 8  #: frames the loss count looks back over
 MEDIAN_OF = 3  #: frames whose per-carrier SNR the median is taken over
+
+
+def _echo_key(profile: OfdmProfile, header: Header, payload: bytes) -> bytes:
+    """What identifies a frame we sent: its header's bits and a digest of its payload."""
+    digest = hashlib.blake2b(payload, digest_size=16).digest()
+    return pack(profile, header).tobytes() + digest
 
 
 def group_snr_db(profile: OfdmProfile, snr: F64) -> F64:
@@ -110,13 +117,18 @@ class LinkState:
 
     # -- receive side ----------------------------------------------------------------------
 
-    def heard(self, snr: F64, header: Header, ok: bool) -> None:
-        """A frame from the peer: its per-carrier SNR, its header, whether its payload decoded.
+    def heard(self, snr: F64, header: Header, ok: bool, payload: bytes = b"") -> None:
+        """A frame from the peer: its per-carrier SNR, its header, whether its payload decoded
+        (and the payload as decoded).
 
-        On a shared (half-duplex) line a station also hears its own frames: a header equal to one
-        it sent recently is its own echo and teaches nothing about the peer.
+        On a shared (half-duplex) line a station also hears its own frames: a frame equal to one
+        it sent recently, header and payload, is its own echo and teaches nothing about the peer.
+        The header alone does not tell: two stations on a full-duplex line that start at the
+        same moment send equal headers (the same length and mode, and the same feedback on a
+        symmetric line, such as a phone call through G.711), and each would take the other's
+        frames for its own echoes forever (and never leave the start mode).
         """
-        if pack(self.profile, header).tobytes() in self._sent_headers:
+        if _echo_key(self.profile, header, payload) in self._sent_headers:
             return
         self.frames_heard += 1
         # The median of the last three frames per carrier: one frame hit by a burst does not
@@ -166,9 +178,9 @@ class LinkState:
         mode = choose(self.profile, self.peer.feedback.snr_db, self.margin + self.extra + silent)
         return mode or Mode.uniform(self.profile, 1, "1/2", top=self.profile.start_band)
 
-    def sent(self, header: Header | None = None) -> None:
-        """We sent a frame with ``header`` (ages the peer's report)."""
+    def sent(self, header: Header | None = None, payload: bytes = b"") -> None:
+        """We sent a frame with ``header`` and ``payload`` (ages the peer's report)."""
         if header is not None:
-            self._sent_headers.append(pack(self.profile, header).tobytes())
+            self._sent_headers.append(_echo_key(self.profile, header, payload))
         if self.peer is not None:
             self.peer.sent_since += 1

@@ -231,7 +231,7 @@ class OfdmDemodulator:
         quality = float(np.clip(1.0 - math.sqrt(evm), 0.0, 1.0))
         snr = 1.0 / np.maximum(eq.carrier_noise, 1e-12)
         if self.link is not None:
-            self.link.heard(snr, f.header, dec.ok)
+            self.link.heard(snr, f.header, dec.ok, dec.data)
         position = round(f.acq.start) + f.acq.delay(p)
         if self.record:
             values = eq.values[h:, on].reshape(-1)[:KEEP_VALUES]

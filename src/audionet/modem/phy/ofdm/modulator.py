@@ -89,7 +89,7 @@ class OfdmModulator:
             )
         mode = self.link.tx_mode()
         h = Header(len(frame), mode, self.link.feedback())
-        self.link.sent(h)
+        self.link.sent(h, bytes(frame))
         return frame_samples(self.profile, bytes(frame), mode, h)
 
     def duration(self, nbytes: int) -> float:

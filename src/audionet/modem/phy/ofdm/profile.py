@@ -16,6 +16,8 @@ Why these numbers:
 * ``ofdm-phone`` (telephone lines, 8 kHz): 512-point FFT (15.6 Hz carriers) and 6 ms of cyclic
   prefix, for the group delay of the 300-3400 Hz band-pass (ITU-T G.712) and the codec's filters;
   band 250-3650 Hz (the edge groups are switched off by the bit loading when the line is worse).
+  On a call a lost packet leaves a 20 ms hole: a frame whose one training symbol it spoilt is
+  acquired on the other one (``repair_training``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ class OfdmProfile:
     gap: int  #: silent samples after a frame
     #: adjacent carriers averaged in the channel estimate (odd; 1 = none)
     smooth: int = 5
+    #: acquire a frame whose one training symbol a hole spoilt on the other one and the sync
+    #: symbol (a phone call's lost packets; :mod:`~audionet.modem.phy.ofdm.sync`)
+    repair_training: bool = False
 
     def __post_init__(self) -> None:
         if self.nfft & (self.nfft - 1) or not 64 <= self.nfft <= 16384:
@@ -108,6 +113,7 @@ OFDM_PHONE = OfdmProfile(
     start_band=3650.0,
     gap=40,
     smooth=3,
+    repair_training=True,
 )
 
 PROFILES: dict[str, OfdmProfile] = {p.name: p for p in (OFDM, OFDM_PHONE)}

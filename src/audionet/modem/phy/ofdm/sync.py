@@ -18,6 +18,15 @@ Every frame starts with three symbols (Schmidl & Cox, IEEE Trans. Commun. 45(12)
 
 Fine timing places the FFT window so the channel's impulse response (the inverse FFT of the
 channel estimate) sits inside the cyclic prefix with a margin on both sides.
+
+**A spoilt training symbol** (profiles with ``repair_training``: the telephone one). On a phone
+call a lost packet leaves a 20 ms hole, filled by the receiver's packet-loss concealment or by
+silence: a third of a 70 ms symbol. In a payload symbol the interleaver and the LDPC code absorb
+it; in a training symbol it spoils the channel, noise and clock estimates of the whole frame. So
+each training symbol is also compared with the sync symbol (known on the even carriers, each
+estimate's own delay removed): when one differs from it four times more than the other does, it
+is left out, and the frame is acquired on the other training symbol and the sync symbol (the
+clock offset from their phase slope over one or two symbols, the noise from their difference).
 """
 
 from __future__ import annotations
@@ -43,6 +52,10 @@ MIN_TRAINING_MATCH = 0.35
 ROUNDS = 3
 #: Carriers averaged for the noise estimate per carrier.
 NOISE_SPAN = 15
+#: A training symbol that differs from the sync symbol this many times more (in power) than the
+#: other one does is spoilt (profiles with ``repair_training``): noise alone keeps the two within
+#: some 20 % of each other, a 20 ms hole in a 70 ms symbol puts one 10 dB or more above the other.
+DAMAGE_RATIO = 4.0
 
 
 def preamble(p: OfdmProfile) -> F64:
@@ -129,10 +142,12 @@ def _fine_shift(p: OfdmProfile, h: C128) -> int:
     return (a + p.nfft // 2) % p.nfft - p.nfft // 2
 
 
-def _slope(p: OfdmProfile, z: C128) -> float:
-    """Phase slope (radians per carrier) of ``z`` across the used carriers, weighted by ``|z|``."""
-    k = p.layout.used.astype(np.float64)
-    coarse = float(np.angle(np.sum(z[1:] * np.conj(z[:-1]))))
+def _slope(p: OfdmProfile, z: C128, carriers: F64 | None = None) -> float:
+    """Phase slope (radians per carrier) of ``z`` across the used carriers (or ``carriers``,
+    evenly spaced), weighted by ``|z|``."""
+    k = p.layout.used.astype(np.float64) if carriers is None else carriers
+    spacing = float(k[1] - k[0]) if k.size > 1 else 1.0
+    coarse = float(np.angle(np.sum(z[1:] * np.conj(z[:-1])))) / spacing
     resid = np.angle(z * np.exp(-1j * coarse * k))
     w = np.abs(z)
     if not w.any():
@@ -172,6 +187,36 @@ def _moving_mean(v: F64, span: int) -> F64:
     return out
 
 
+def _even(p: OfdmProfile) -> npt.NDArray[np.bool_]:
+    """Which used carriers the sync symbol carries (the even ones)."""
+    out: npt.NDArray[np.bool_] = p.layout.used % 2 == 0
+    return out
+
+
+def _sync_channel(p: OfdmProfile, y: F64) -> C128:
+    """The channel on the sync symbol's carriers (the even used ones), from the sync symbol."""
+    carriers = p.layout.used[_even(p)]
+    out: C128 = to_freq(p, symbol_windows(p, y, 0, 1))[0, carriers] / p.layout.sync[carriers]
+    return out
+
+
+def _spoilt(p: OfdmProfile, y: F64, h1: C128, h2: C128) -> int | None:
+    """Which training symbol (1 or 2) a hole spoilt, or ``None`` (see the module docstring)."""
+    ev = _even(p)
+    k = p.layout.used[ev].astype(np.float64)
+    hs = _sync_channel(p, y)
+    errors = []
+    for h in (h1[ev], h2[ev]):
+        z = h * np.conj(hs)
+        untilt = h * np.exp(-1j * _slope(p, z, k) * k)
+        errors.append(float(np.mean(np.abs(untilt - hs) ** 2)))
+    if errors[0] > DAMAGE_RATIO * errors[1]:
+        return 1
+    if errors[1] > DAMAGE_RATIO * errors[0]:
+        return 2
+    return None
+
+
 def needed(p: OfdmProfile) -> int:
     """Input samples after a coarse start that :func:`acquire` needs (preamble, header, margins)."""
     return (4 + p.header_symbols) * p.symbol_length + p.nfft
@@ -185,6 +230,9 @@ def acquire(p: OfdmProfile, x: F64, coarse: int) -> Acquisition | None:
     interp = interpolator()
     y = x[coarse : coarse + span]
     h1, h2 = _training(p, y)
+    spoilt = _spoilt(p, y, h1, h2) if p.repair_training else None
+    if spoilt is not None:
+        return _acquire_one(p, x, coarse, 3 - spoilt)
     if _match(h1 + h2) < MIN_TRAINING_MATCH:
         return None
     start += _fine_shift(p, h1 + h2)
@@ -204,5 +252,43 @@ def acquire(p: OfdmProfile, x: F64, coarse: int) -> Acquisition | None:
     channel = _smooth((h1 + h2) / 2, p.smooth)
     power = float(np.mean(np.abs(channel) ** 2))
     noise = _moving_mean(np.abs(h1 - h2) ** 2 / 2, NOISE_SPAN)
+    noise = np.maximum(noise, power * 1e-8)
+    return Acquisition(start, drift, channel, noise, match)
+
+
+def _acquire_one(p: OfdmProfile, x: F64, coarse: int, good: int) -> Acquisition | None:
+    """:func:`acquire` on the sync symbol and training symbol ``good`` (1 or 2) alone: the other
+    one was spoilt (see the module docstring)."""
+    span = (3 + p.header_symbols) * p.symbol_length
+    start, drift = float(coarse), 0.0
+    interp = interpolator()
+    ev = _even(p)
+    k = p.layout.used[ev].astype(np.float64)
+
+    def estimates(y: F64) -> tuple[C128, C128]:
+        return _training(p, y)[good - 1], _sync_channel(p, y)
+
+    h, hs = estimates(x[coarse : coarse + span])
+    if _match(h) < MIN_TRAINING_MATCH:
+        return None
+    start += _fine_shift(p, h)
+    # keep the middle of the two symbols where it is while drift changes, as acquire() does
+    mid = (good + 1) / 2 * p.symbol_length
+    for _ in range(ROUNDS):
+        h, hs = estimates(interp(x, start + np.arange(span, dtype=np.float64) * (1.0 + drift)))
+        late = -_slope(p, h[ev] * np.conj(hs), k) * p.nfft / (2 * np.pi)  # over `good` symbols
+        new = (1.0 + drift) * (1.0 + late / good / p.symbol_length) - 1.0
+        start += mid * (drift - new)
+        drift = new
+    h, hs = estimates(interp(x, start + np.arange(span, dtype=np.float64) * (1.0 + drift)))
+    match = _match(h)
+    if match < MIN_TRAINING_MATCH:
+        return None
+    channel = _smooth(h, p.smooth)
+    power = float(np.mean(np.abs(channel) ** 2))
+    # h's noise is sigma^2 per carrier, the sync symbol's half that (its carriers have twice the
+    # power): their difference has 1.5 sigma^2.
+    diff = _moving_mean(np.abs(h[ev] - hs) ** 2 / 1.5, max(1, NOISE_SPAN // 2))
+    noise = np.interp(p.layout.used.astype(np.float64), k, diff)
     noise = np.maximum(noise, power * 1e-8)
     return Acquisition(start, drift, channel, noise, match)
