@@ -14,8 +14,8 @@ decides how fast samples go: :meth:`CallAudio.wanted` asks the station for just 
 (a silent gap would cut a modem frame in two) and never grows, whatever the call's clock does.
 
 **The physical layer** on a call is a parameter (:func:`phone_phy`): by default the telephone-band
-OFDM PHY (``ofdm-phone``) once it is registered, else Manchester at :data:`PHONE_BIT_LENGTH` samples
-per bit; any registered PHY that runs at 8 kHz by its name.
+OFDM PHY (``ofdm-phone``); Manchester at :data:`PHONE_BIT_LENGTH` samples per bit when a bit length
+or the legacy line asks for it; any registered PHY that runs at 8 kHz by its name.
 """
 
 from __future__ import annotations
