@@ -21,6 +21,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,40 @@ class Asterisk:
             f.seek(self._log_from)
             text = f.read().decode(errors="replace")
         return [line for line in text.splitlines() if "WARNING[" in line or "ERROR[" in line]
+
+
+#: app_audiosocket logs this by itself when Asterisk hangs up an AudioSocket() application call
+#: (its read of the hung-up channel fails; apps/app_audiosocket.c), whatever the server does
+#: (SPEC §4). The only complaint about AudioSocket a test may allow, and only a test in which
+#: Asterisk hangs up such a call.
+KNOWN_APP_HANGUP_WARNING = "Failed to receive frame from channel"
+
+
+def audiosocket_complaints(ast: Asterisk, allow_app_hangup_warning: bool = False) -> list[str]:
+    """Asterisk's warnings and errors about AudioSocket since :meth:`Asterisk.mark`."""
+    found = [c for c in ast.complaints() if "audiosocket" in c.lower()]
+    if allow_app_hangup_warning:
+        found = [c for c in found if KNOWN_APP_HANGUP_WARNING not in c]
+    return found
+
+
+@contextlib.contextmanager
+def running(directory: Path, extensions: str) -> Iterator[Asterisk]:
+    """An Asterisk with the dialplan ``extensions`` in ``directory``, for a test module."""
+    ast = Asterisk(find_asterisk(), directory, extensions)
+    ast.start()
+    try:
+        yield ast
+    finally:
+        ast.stop()
+
+
+@contextlib.asynccontextmanager
+async def for_test(asterisk: Asterisk, tmp_path: Path) -> AsyncIterator[Asterisk]:
+    """The module's Asterisk for one test: its recordings (the dialplan's ``MIXDIR``) going to
+    the test's ``tmp_path``, its log marked; after the test, every channel hung up."""
+    await asterisk.rx(f"dialplan set global MIXDIR {tmp_path}")
+    asterisk.mark()
+    yield asterisk
+    await asterisk.rx("channel request hangup all")
+    await asterisk.wait_no_channels()

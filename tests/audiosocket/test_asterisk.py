@@ -6,7 +6,8 @@ loopback with the dialplan below, in a temp dir. Calls are placed with call file
 that a Local channel gets the codec the test asks for (``Codecs:``; a Local channel originated from
 the CLI is 8 kHz only, and Asterisk would transcode). After every test, Asterisk's log holds no
 WARNING or ERROR about AudioSocket, but for the one warning app_audiosocket logs by itself when
-Asterisk hangs up an ``AudioSocket()`` application call (SPEC §4; see KNOWN_APP_HANGUP_WARNING).
+Asterisk hangs up an ``AudioSocket()`` application call (SPEC §4; see KNOWN_APP_HANGUP_WARNING in
+tests/audiosocket/asterisk.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ import pytest
 import audionet.audiosocket as audiosocket
 from audionet.audiosocket import Audio, Call, Dtmf, Error, Hangup, serve
 from audionet.audiosocket.apps import make_app
-from tests.audiosocket.asterisk import SLIN, Asterisk, find_asterisk
+from tests.audiosocket.asterisk import (
+    SLIN,
+    Asterisk,
+    audiosocket_complaints,
+    for_test,
+    running,
+)
 from tests.audiosocket.util import tagged_audio
 
 pytestmark = pytest.mark.daemon
@@ -71,40 +78,17 @@ exten => _drv-.,1,Set(ARGS=${EXTEN:4})
  same => n,Dial(AudioSocket/127.0.0.1:${PORT}/${UUID()}/c(${ARGS}))
 """
 
-#: app_audiosocket logs this by itself when Asterisk hangs up an AudioSocket() application call
-#: (its read of the hung-up channel fails; apps/app_audiosocket.c), whatever the server does
-#: (SPEC §4). The only complaint about AudioSocket a test may allow, and only a test in which
-#: Asterisk hangs up such a call.
-KNOWN_APP_HANGUP_WARNING = "Failed to receive frame from channel"
-
 
 @pytest.fixture(scope="module")
 def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Asterisk]:
-    binary = find_asterisk()
-    ast = Asterisk(binary, tmp_path_factory.mktemp("asterisk"), EXTENSIONS)
-    ast.start()
-    try:
+    with running(tmp_path_factory.mktemp("asterisk"), EXTENSIONS) as ast:
         yield ast
-    finally:
-        ast.stop()
 
 
 @pytest.fixture
 async def ast(asterisk: Asterisk, tmp_path: Path) -> AsyncIterator[Asterisk]:
-    """The module's Asterisk, its recordings going to this test's tmp_path, its log marked."""
-    await asterisk.rx(f"dialplan set global MIXDIR {tmp_path}")
-    asterisk.mark()
-    yield asterisk
-    await asterisk.rx("channel request hangup all")
-    await asterisk.wait_no_channels()
-
-
-def complaints(ast: Asterisk, allow_app_hangup_warning: bool = False) -> list[str]:
-    """Asterisk's warnings and errors about AudioSocket since the test began."""
-    found = [c for c in ast.complaints() if "audiosocket" in c.lower()]
-    if allow_app_hangup_warning:
-        found = [c for c in found if KNOWN_APP_HANGUP_WARNING not in c]
-    return found
+    async with for_test(asterisk, tmp_path) as fresh:
+        yield fresh
 
 
 _calls = itertools.count()
@@ -208,7 +192,7 @@ async def test_app_on_a_local_channel_fed_by_milliwatt(ast: Asterisk, tmp_path: 
     assert dominant_hz(bytes(pcm[16000:]), 8000) == pytest.approx(1004, abs=2)
     assert rate(heard) == pytest.approx(50, abs=0.5)
     assert len(ended) == 1 and isinstance(ended[0], Hangup) and ended[0].by_peer
-    assert not complaints(ast, allow_app_hangup_warning=True)
+    assert not audiosocket_complaints(ast, allow_app_hangup_warning=True)
 
 
 def play_file(path: Path, seconds: float) -> bytes:
@@ -279,7 +263,7 @@ async def test_a_5_s_file_is_heard_sample_for_sample_and_lasts_5_s(
     # one frame per 20 ms, over the whole file (a line through when each came back)
     slope, _ = np.polyfit(np.arange(n), [echoes[k] for k in range(n)], 1)
     assert slope * (n + 1) == pytest.approx(5.00, abs=0.010)
-    assert not complaints(ast)
+    assert not audiosocket_complaints(ast)
 
 
 def audiosocket_runs(ast: Asterisk) -> dict[str, tuple[float, float]]:
@@ -365,7 +349,7 @@ async def test_the_channel_driver_at_every_signed_linear_rate_into_echo(ast: Ast
         await wait_for(lambda: all(c.calls[0].events for c in checks.values()), 15, "the ends")
     for check in checks.values():
         check.calls[0].check()
-    assert not complaints(ast)
+    assert not audiosocket_complaints(ast)
 
 
 # -- DTMF and hangups -------------------------------------------------------------------------
@@ -412,7 +396,7 @@ async def test_dtmf_from_senddtmf_arrives_in_order_on_both_paths(ast: Asterisk) 
         ((events),) = listener.events.values()
         assert "".join(e.digit for e in events if isinstance(e, Dtmf)) == digits
         assert [type(e) for e in events if not isinstance(e, Dtmf)] == [Hangup]
-    assert not complaints(ast)
+    assert not audiosocket_complaints(ast)
 
 
 @pytest.mark.parametrize("path", ["app", "drv"])
@@ -430,7 +414,7 @@ async def test_asterisk_hangs_up(ast: Asterisk, path: str) -> None:
     (lasted,) = listener.lasted.values()
     assert lasted < 1.3  # ended by the other side's Hangup() after Wait(1)
     # Only on the AudioSocket() application path does Asterisk log its own warning then.
-    assert not complaints(ast, allow_app_hangup_warning=path == "app")
+    assert not audiosocket_complaints(ast, allow_app_hangup_warning=path == "app")
 
 
 @pytest.mark.parametrize("path", ["app", "drv"])
@@ -447,7 +431,7 @@ async def test_we_hang_up(ast: Asterisk, path: str) -> None:
     assert len(events) == 1 and isinstance(events[0], Hangup) and not events[0].by_peer
     if path == "app":
         assert "ours" in audiosocket_runs(ast)  # AudioSocket() returned, the dialplan went on
-    assert not complaints(ast)
+    assert not audiosocket_complaints(ast)
 
 
 # -- the seed's API -----------------------------------------------------------------------------
@@ -508,7 +492,7 @@ async def test_the_seeds_callback_api_through_asterisk(ast: Asterisk, tmp_path: 
     assert bytes(cb.returned) in sent
     assert not any(sent.replace(bytes(cb.returned), b"", 1))  # the rest is the clock's silence
     assert "seed" in audiosocket_runs(ast)  # the hangup ended AudioSocket(), the dialplan went on
-    assert not complaints(ast)
+    assert not audiosocket_complaints(ast)
 
 
 # -- load -----------------------------------------------------------------------------------------
@@ -527,4 +511,4 @@ async def test_100_concurrent_calls_through_asterisk_for_20_s(ast: Asterisk) -> 
     assert len({c.uuid for c in check.calls}) == 100
     for c in check.calls:
         c.check()
-    assert not complaints(ast)
+    assert not audiosocket_complaints(ast)
