@@ -12,7 +12,12 @@ import pytest
 from audionet.audiosocket import Audio, Call, Hangup, connect, serve
 from audionet.audiosocket.apps import EchoApp
 from audionet.audiosocket.client import ClientCall
-from audionet.audiosocket.server import ServerConfig, fit_cost_per_call
+from audionet.audiosocket.server import (
+    MEASURE_WINDOWS,
+    Ceiling,
+    ServerConfig,
+    fit_cost_per_call,
+)
 from audionet.errors import ConfigError
 from tests.audiosocket.util import strip_silence, tagged_audio
 
@@ -42,8 +47,10 @@ async def test_calls_that_would_overload_the_core_are_refused(
         up = [c for c in calls if not c.ended]
         refused = [c for c in calls if c.ended]
         assert cost is not None and up and refused
-        # at its limit: one more call would need more than 1% of a core, and is refused
-        assert (len(up) + 1) * cost > 0.01
+        # at its limit: one more call would need more than 1% of a core, or the server holds the
+        # number of calls it had when it last reached that limit; either way it is refused
+        ceiling = server.ceiling.calls
+        assert (len(up) + 1) * cost > 0.01 or (ceiling is not None and len(up) >= ceiling)
         extra = await connect("127.0.0.1", server.port)
         await extra.wait_closed()
         assert extra.frames_received == 0
@@ -136,3 +143,37 @@ async def test_a_call_refused_over_max_calls_is_logged_and_counted(
         assert server.stats.refused == {"max_calls": 1} and server.stats.calls_rejected == 1
         await first.hangup()
     assert any("over the limit of 1 calls" in r.getMessage() for r in caplog.records)
+
+
+def test_the_limit_once_reached_holds_until_fresh_measures_show_room() -> None:
+    ceiling = Ceiling()
+    assert ceiling.refusal(5000) is None  # no limit reached yet
+    ceiling.reached(918, "load", "919 calls would need 61% of a core")
+    assert ceiling.refusal(917) is None  # calls that ended make room under it
+    reason, why = ceiling.refusal(918) or ("", "")
+    assert reason == "load" and "918 calls up" in why and "61%" in why
+    # the estimate falling right after (the noise that admitted 1,146 calls) lifts nothing
+    for _ in range(MEASURE_WINDOWS - 1):
+        ceiling.measured(0.0001, 0.0, 0.6, 0.010, MEASURE_WINDOWS)
+    assert ceiling.refusal(918) is not None
+    ceiling.reached(2000, "lag", "late")  # a higher count never raises it
+    assert ceiling.calls == 918
+    # a whole span of fresh measures with room to spare (919 calls at 0.45 ms: 41% < 0.75 * 60%)
+    ceiling.measured(0.00045, 0.0, 0.6, 0.010, MEASURE_WINDOWS)
+    assert ceiling.refusal(5000) is None
+
+
+def test_the_limit_stays_while_fresh_measures_show_no_margin_or_a_late_clock() -> None:
+    ceiling = Ceiling()
+    ceiling.reached(900, "load", "901 calls would need 60% of a core")
+    for _ in range(3 * MEASURE_WINDOWS):  # 901 calls at 0.55 ms: 50% > 0.75 * 60%
+        ceiling.measured(0.00055, 0.0, 0.6, 0.010, MEASURE_WINDOWS)
+    assert ceiling.refusal(900) is not None
+    for _ in range(3 * MEASURE_WINDOWS):  # room by the cost, but the clock runs 6 ms late
+        ceiling.measured(0.0003, 0.006, 0.6, 0.010, MEASURE_WINDOWS)
+    assert ceiling.refusal(900) is not None
+    ceiling.reached(450, "lag", "the clock runs 12 ms late with 450 calls up")  # lower: lowers
+    assert ceiling.calls == 450 and ceiling.fresh == 0
+    assert (ceiling.refusal(450) or ("", ""))[0] == "lag"
+    ceiling.measured(0.0003, 0.001, 0.6, 0.010, 1)
+    assert ceiling.refusal(450) is None

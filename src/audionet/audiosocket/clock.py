@@ -27,6 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from audionet.audiosocket.schedule import PERIOD, PHASES, SLOT
+from audionet.audiosocket.wakeup import Wakeup, wakeup
 
 __all__ = ["LATENESS_BUCKETS", "PERIOD", "PHASES", "SLOT", "Ticker", "Ticking", "get_ticker"]
 #: Upper bounds (s) of the lateness histogram's buckets; one more bucket holds everything above.
@@ -57,7 +58,9 @@ class Ticker:
     def __init__(
         self, loop: asyncio.AbstractEventLoop, period: float = PERIOD, phases: int = PHASES
     ) -> None:
-        self.loop = loop
+        # Weak: the module's map of tickers is keyed weakly by loop, and a ticker keeping its loop
+        # alive would keep every loop (and, while it had calls, its wake-up's descriptor) forever.
+        self._loop = weakref.ref(loop)
         self.period = period
         self.phases = phases
         self._slot = period / phases
@@ -67,7 +70,9 @@ class Ticker:
         #: Group 0's first deadline: every deadline is ``_base + k * _slot`` (group ``k % phases``).
         self._base = 0.0
         self._phase = 0
-        self._handle: asyncio.TimerHandle | None = None
+        #: The one wake-up of the ticker, armed at the next group's deadline while it has members
+        #: (a ``timerfd`` where there is one: :mod:`audionet.audiosocket.wakeup`).
+        self._handle: Wakeup | None = None
         # Seconds late at the start of a tick, and after its last member ticked: ring buffers of
         # the last LATENESS_WINDOW ticks, in numpy so that a quantile is a partition of floats in
         # C (a scrape reads three: sorting 24,000 Python floats would hold the GIL for ~20 ms,
@@ -85,6 +90,13 @@ class Ticker:
         #: How late (s) the last tick with members started: the loop's backlog, as of then.
         self.behind = 0.0
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop()
+        if loop is None:
+            raise RuntimeError("the ticker's event loop is gone")
+        return loop
+
     def __len__(self) -> int:
         return len(self._where)
 
@@ -99,7 +111,8 @@ class Ticker:
             self._base = now + self._slot
             self._deadlines = [self._base + g * self._slot for g in range(self.phases)]
             self._phase = 0
-            self._handle = self.loop.call_later(self._slot, self._tick)
+            self._handle = wakeup(self.loop, self._tick)
+            self._handle.at(self._base)
         member.due = self._deadlines[group]
 
     def align(self, t: float) -> float:
@@ -139,13 +152,13 @@ class Ticker:
             self._count += 1
 
     def _tick(self) -> None:
-        loop = self.loop
         phase = self._phase
         deadline = self._deadlines[phase]
         group = self._groups[phase]
         start = time.monotonic()
         if start < deadline:  # a timer may fire early (uvloop's are whole milliseconds): not yet
-            self._handle = loop.call_later(deadline - start, self._tick)
+            if self._handle is not None:
+                self._handle.at(deadline)
             return
         if group:
             # A member whose frame for this deadline is already sent has its ``due`` later on
@@ -158,7 +171,9 @@ class Ticker:
                 try:
                     member.tick()
                 except Exception as exc:  # one bad member must not stop the clock of the others
-                    loop.call_exception_handler({"message": "call tick failed", "exception": exc})
+                    self.loop.call_exception_handler(
+                        {"message": "call tick failed", "exception": exc}
+                    )
                     self.discard(member)
             end = time.monotonic()
             self.ticks += 1
@@ -166,8 +181,7 @@ class Ticker:
             self.behind = start - deadline
         else:
             end = start
-        if not self._where:
-            self._handle = None
+        if not self._where or self._handle is None:
             return
         # This group's next deadline is one period on; if that has already passed (we were a whole
         # period late or more), the missed deadlines are skipped: never a burst of frames to catch up.
@@ -178,7 +192,7 @@ class Ticker:
             nxt += missed * self.period
         self._deadlines[phase] = nxt
         self._phase = min(range(self.phases), key=self._deadlines.__getitem__)
-        self._handle = loop.call_later(self._deadlines[self._phase] - time.monotonic(), self._tick)
+        self._handle.at(self._deadlines[self._phase])
 
     def lateness_histogram(self) -> tuple[list[int], float]:
         """A copy of the per-bucket counts of :attr:`histogram` and the sum of all lateness."""
