@@ -124,6 +124,11 @@ MEASURE = 0.25
 MEASURE_WINDOWS = 12
 #: How many measures the server's busy share (its CPU time over wall time) is taken over.
 BUSY_WINDOWS = 4
+#: The plain CPU per call-second is used only once this many calls were up on average over its
+#: measures: below, the process's own baseline (the ticker, the metrics) and a burst of set-ups
+#: over a few calls make it many times a call's cost (a run placing calls 250 a second refused
+#: its 68th call on it).
+BUSY_MIN_CALLS = 100
 #: A ceiling (see :class:`Ceiling`) lifts once measures taken wholly after it was set say that one
 #: call more than it would need at most this share of ``max_load``.
 LIFT = 0.75
@@ -333,7 +338,8 @@ class AudioSocketServer:
         wall = sum(w for _, w, _ in self._busy)
         call_seconds = sum(u for _, _, u in self._busy)
         self.busy = cpu / wall if wall > 0 else 0.0
-        self.busy_per_call = cpu / call_seconds if call_seconds > 0 else None
+        enough = wall > 0 and call_seconds >= BUSY_MIN_CALLS * wall
+        self.busy_per_call = cpu / call_seconds if enough else None
         if window[2] > 0:
             self._windows.append(window)
             cost = fit_cost_per_call(self._windows)
