@@ -293,6 +293,8 @@ class AudioSocketServer:
         #: ... and per call up (its CPU time over the call-seconds of those measures: set-ups
         #: and endings included, so above the fitted cost while calls come in).
         self.busy_per_call: float | None = None
+        #: The calls up on average over those measures.
+        self.busy_calls = 0.0
         self._busy: deque[tuple[float, float, float]] = deque(maxlen=BUSY_WINDOWS)
         #: Where admission last found the limit (see :class:`Ceiling`).
         self.ceiling = Ceiling()
@@ -338,6 +340,7 @@ class AudioSocketServer:
         wall = sum(w for _, w, _ in self._busy)
         call_seconds = sum(u for _, _, u in self._busy)
         self.busy = cpu / wall if wall > 0 else 0.0
+        self.busy_calls = call_seconds / wall if wall > 0 else 0.0
         enough = wall > 0 and call_seconds >= BUSY_MIN_CALLS * wall
         self.busy_per_call = cpu / call_seconds if enough else None
         if window[2] > 0:
@@ -368,14 +371,14 @@ class AudioSocketServer:
         cost = self.cost_per_call
         if cfg.max_lag and self.lag > cfg.max_lag:
             found = "lag", f"the clock runs {1000 * self.lag:.0f} ms late with {up} calls up"
-        elif cfg.max_load and up and (up + 1) * (self.busy_per_call or 0.0) > cfg.max_load:
-            need = (up + 1) * (self.busy_per_call or 0.0)
+        elif cfg.max_load and up and self._projected(up + 1, cost) > cfg.max_load:
+            need = self._projected(up + 1, cost)
             found = (
                 "load",
                 (
-                    f"{up + 1} calls would need {100 * need:.0f}% of a core at what the calls up "
-                    f"cost over the last {BUSY_WINDOWS * MEASURE:g} s ({100 * self.busy:.0f}% of a "
-                    f"core in all; limit {100 * cfg.max_load:.0f}%)"
+                    f"{up + 1} calls would need {100 * need:.0f}% of a core (the server used "
+                    f"{100 * self.busy:.0f}% over the last {BUSY_WINDOWS * MEASURE:g} s with "
+                    f"{self.busy_calls:.0f} calls up on average; limit {100 * cfg.max_load:.0f}%)"
                 ),
             )
         elif cfg.max_load and cost is not None and (up + 1) * cost > cfg.max_load:
@@ -389,6 +392,15 @@ class AudioSocketServer:
         if found is not None:
             self.ceiling.reached(up, *found)
         return found
+
+    def _projected(self, calls: int, cost: float | None) -> float:
+        """The share of a core ``calls`` would need: what the server used over the last second
+        (set-ups included), plus the calls beyond that second's average at the fitted cost per
+        call (or the plain CPU per call-second where there is no fit). Calls that came in
+        since are counted once, without lag, and a burst of set-ups is not multiplied by them."""
+        per_call = cost if cost is not None else self.busy_per_call
+        extra = max(0.0, calls - self.busy_calls) * (per_call or 0.0)
+        return self.busy + extra
 
     @property
     def stats(self) -> Stats:
