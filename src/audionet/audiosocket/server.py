@@ -66,7 +66,9 @@ class ServerConfig:
     ``stats.calls_rejected`` and ``stats.refused``): besides ``max_calls``, ``max_load`` (0: off)
     refuses a new call when one more call would need more than this share of one core at the CPU
     cost per call the server has measured (its process's CPU time per call up, every ``MEASURE``
-    s), so that the calls already up keep their 50 frames/s; and ``max_lag`` (0: off) refuses new
+    s), or would take it there from what it used over the last second (:meth:`_projected`), so
+    that the calls already up keep their 50 frames/s (the calls up at such a refusal are a
+    :class:`Ceiling` until fresh measures show room); and ``max_lag`` (0: off) refuses new
     calls while the
     clock's ticks over the last second started more than this late (p90). The cost measure is the
     whole process's: right for a server in a process of its own (``audionet audiosocket serve``
@@ -178,10 +180,10 @@ class Ceiling:
     room with a margin (one call more than the ceiling within :data:`LIFT` of ``max_load``, the
     clock's lag under half of ``max_lag``).
 
-    Without it, admission rests on the fitted cost per call alone, which is noisy while calls come
-    in: at 1,500 calls placed 250 a second on uvloop, one run refused its first call at 918 calls
-    up and, the estimate falling after that, went on to admit 1,146, more than the core carried
-    (the calls kept lost frames). Calls that end make room under the ceiling for new ones."""
+    The cost estimates are noisy while calls come in: on the fitted cost alone, at 1,500 calls
+    placed 250 a second on uvloop, one run refused its first call at 918 calls up and, the
+    estimate falling after that, went on to admit 1,146, more than the core carried (the calls
+    kept lost frames). Calls that end make room under the ceiling for new ones."""
 
     calls: int | None = None
     reason: str = ""
