@@ -14,6 +14,7 @@ from audionet.audiosocket.apps import EchoApp
 from audionet.audiosocket.client import ClientCall
 from audionet.audiosocket.server import (
     MEASURE_WINDOWS,
+    AudioSocketServer,
     Ceiling,
     ServerConfig,
     fit_cost_per_call,
@@ -177,3 +178,23 @@ def test_the_limit_stays_while_fresh_measures_show_no_margin_or_a_late_clock() -
     assert (ceiling.refusal(450) or ("", ""))[0] == "lag"
     ceiling.measured(0.0003, 0.001, 0.6, 0.010, 1)
     assert ceiling.refusal(450) is None
+
+
+def test_a_call_is_refused_when_it_would_take_the_server_over_its_load() -> None:
+    # (no I/O: the measures set by hand, as _measure would after a second of calls coming in)
+    srv = AudioSocketServer(EchoApp(), ServerConfig(max_load=0.6))
+    srv.connections = {object() for _ in range(100)}  # type: ignore[misc]
+    # a burst of set-ups: 30% of a core used with 50 calls up on average over the last second;
+    # 101 calls at 1 ms a second each past that average need 0.30 + 51 * 0.001 = 35%: admitted
+    # (the CPU per call-second times the calls, 0.30 / 50 * 101 = 61%, would have refused it)
+    srv.busy, srv.busy_calls, srv.cost_per_call = 0.30, 50.0, 0.001
+    assert srv.refusal() is None
+    srv.connections = {object() for _ in range(300)}  # type: ignore[misc]
+    srv.busy, srv.busy_calls = 0.45, 150.0  # 0.45 + 151 * 0.001 = 60.1%
+    reason, why = srv.refusal() or ("", "")
+    assert reason == "load" and "301 calls would need 60%" in why and "150 calls up" in why
+    assert srv.ceiling.calls == 300
+    srv.busy = 0.30  # a quieter second: the limit found holds until fresh measures show room
+    assert (srv.refusal() or ("", ""))[0] == "load"
+    srv.connections = {object() for _ in range(299)}  # type: ignore[misc]
+    assert srv.refusal() is None  # a call that ended makes room
