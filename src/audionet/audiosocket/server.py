@@ -292,9 +292,6 @@ class AudioSocketServer:
         self.lag = 0.0
         #: The share of a core the process used over the last BUSY_WINDOWS measures.
         self.busy = 0.0
-        #: ... and per call up (its CPU time over the call-seconds of those measures: set-ups
-        #: and endings included, so above the fitted cost while calls come in).
-        self.busy_per_call: float | None = None
         #: The calls up on average over those measures.
         self.busy_calls = 0.0
         self._busy: deque[tuple[float, float, float]] = deque(maxlen=BUSY_WINDOWS)
@@ -343,8 +340,6 @@ class AudioSocketServer:
         call_seconds = sum(u for _, _, u in self._busy)
         self.busy = cpu / wall if wall > 0 else 0.0
         self.busy_calls = call_seconds / wall if wall > 0 else 0.0
-        enough = wall > 0 and call_seconds >= BUSY_MIN_CALLS * wall
-        self.busy_per_call = cpu / call_seconds if enough else None
         if window[2] > 0:
             self._windows.append(window)
             cost = fit_cost_per_call(self._windows)
@@ -373,8 +368,7 @@ class AudioSocketServer:
         cost = self.cost_per_call
         if cfg.max_lag and self.lag > cfg.max_lag:
             found = "lag", f"the clock runs {1000 * self.lag:.0f} ms late with {up} calls up"
-        elif cfg.max_load and up and self._projected(up + 1, cost) > cfg.max_load:
-            need = self._projected(up + 1, cost)
+        elif cfg.max_load and up and (need := self._projected(up + 1, cost)) > cfg.max_load:
             found = (
                 "load",
                 (
@@ -398,9 +392,12 @@ class AudioSocketServer:
     def _projected(self, calls: int, cost: float | None) -> float:
         """The share of a core ``calls`` would need: what the server used over the last second
         (set-ups included), plus the calls beyond that second's average at the fitted cost per
-        call (or the plain CPU per call-second where there is no fit). Calls that came in
+        call (or, where there is no fit, the plain CPU per call-second of that second: set-ups
+        and endings included, so above the fitted cost while calls come in). Calls that came in
         since are counted once, without lag, and a burst of set-ups is not multiplied by them."""
-        per_call = cost if cost is not None else self.busy_per_call
+        per_call = cost
+        if per_call is None and self.busy_calls >= BUSY_MIN_CALLS:
+            per_call = self.busy / self.busy_calls
         extra = max(0.0, calls - self.busy_calls) * (per_call or 0.0)
         return self.busy + extra
 
