@@ -97,10 +97,6 @@ def _libc() -> ctypes.CDLL | None:
 _LIBC = _libc()
 
 
-def _close_fd(fd: int) -> None:
-    os.close(fd)
-
-
 class TimerFd:
     """A ``timerfd`` on ``CLOCK_MONOTONIC`` read by the loop: fires at the deadline, never before."""
 
@@ -121,7 +117,7 @@ class TimerFd:
         #: module-wide map keyed weakly by loop; a strong reference back would keep every loop alive.
         self._loop = weakref.ref(loop)
         #: Closes the descriptor once: on cancel, or when the loop is collected before that.
-        self._close = weakref.finalize(loop, _close_fd, fd)
+        self._close = weakref.finalize(loop, os.close, fd)
         self._callback = callback
         self._spec = _Itimerspec()
         self._ref = ctypes.byref(self._spec)
