@@ -31,6 +31,7 @@ clock offset from their phase slope over one or two symbols, the noise from thei
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -222,29 +223,52 @@ def needed(p: OfdmProfile) -> int:
     return (4 + p.header_symbols) * p.symbol_length + p.nfft
 
 
+def _track(
+    p: OfdmProfile,
+    x: F64,
+    coarse: int,
+    first: C128,
+    estimate: Callable[[F64], tuple[C128, float]],
+    mid: float,
+) -> tuple[float, float, F64] | None:
+    """Fine timing and the sample-clock offset of the preamble at ``x[coarse:]``: ``first`` is the
+    training estimate of the channel on ``x`` as it is, and ``estimate(y)`` gives, for preamble
+    samples ``y``, that estimate and how many samples a symbol the clock ran late by. ``mid`` (in
+    samples from the start) stays in place while the drift changes. The start, the drift and the
+    preamble resampled at them, or ``None`` if ``first`` does not look like ours."""
+    span = (3 + p.header_symbols) * p.symbol_length
+    start, drift = float(coarse), 0.0
+    interp = interpolator()
+    if _match(first) < MIN_TRAINING_MATCH:
+        return None
+    start += _fine_shift(p, first)
+    for _ in range(ROUNDS):
+        _, late = estimate(interp(x, start + np.arange(span, dtype=np.float64) * (1.0 + drift)))
+        new = (1.0 + drift) * (1.0 + late / p.symbol_length) - 1.0
+        start += mid * (drift - new)
+        drift = new
+    return start, drift, interp(x, start + np.arange(span, dtype=np.float64) * (1.0 + drift))
+
+
 def acquire(p: OfdmProfile, x: F64, coarse: int) -> Acquisition | None:
     """Fine timing, clock offset and channel from the preamble at ``x[coarse:]``; ``None`` if the
     training symbols do not look like ours (a false start on a tone or other periodic sound)."""
     span = (3 + p.header_symbols) * p.symbol_length
-    start, drift = float(coarse), 0.0
-    interp = interpolator()
     y = x[coarse : coarse + span]
     h1, h2 = _training(p, y)
     spoilt = _spoilt(p, y, h1, h2) if p.repair_training else None
     if spoilt is not None:
-        return _acquire_one(p, x, coarse, 3 - spoilt)
-    if _match(h1 + h2) < MIN_TRAINING_MATCH:
-        return None
-    start += _fine_shift(p, h1 + h2)
-    mid = 2.0 * p.symbol_length  # keep the training symbols where they are while drift changes
-    for _ in range(ROUNDS):
-        y = interp(x, start + np.arange(span, dtype=np.float64) * (1.0 + drift))
+        return _acquire_one(p, x, coarse, (h1, h2)[2 - spoilt], 3 - spoilt)
+
+    def estimate(y: F64) -> tuple[C128, float]:
         h1, h2 = _training(p, y)
-        delay = -_slope(p, h2 * np.conj(h1)) * p.nfft / (2 * np.pi)  # samples T2 came late by
-        new = (1.0 + drift) * (1.0 + delay / p.symbol_length) - 1.0
-        start += mid * (drift - new)
-        drift = new
-    y = interp(x, start + np.arange(span, dtype=np.float64) * (1.0 + drift))
+        return h1 + h2, -_slope(p, h2 * np.conj(h1)) * p.nfft / (2 * np.pi)  # T2 came late by
+
+    # keep the training symbols where they are while drift changes
+    tracked = _track(p, x, coarse, h1 + h2, estimate, 2.0 * p.symbol_length)
+    if tracked is None:
+        return None
+    start, drift, y = tracked
     h1, h2 = _training(p, y)
     match = _match(h1 + h2)
     if match < MIN_TRAINING_MATCH:
@@ -256,31 +280,23 @@ def acquire(p: OfdmProfile, x: F64, coarse: int) -> Acquisition | None:
     return Acquisition(start, drift, channel, noise, match)
 
 
-def _acquire_one(p: OfdmProfile, x: F64, coarse: int, good: int) -> Acquisition | None:
-    """:func:`acquire` on the sync symbol and training symbol ``good`` (1 or 2) alone: the other
-    one was spoilt (see the module docstring)."""
-    span = (3 + p.header_symbols) * p.symbol_length
-    start, drift = float(coarse), 0.0
-    interp = interpolator()
+def _acquire_one(p: OfdmProfile, x: F64, coarse: int, first: C128, good: int) -> Acquisition | None:
+    """:func:`acquire` on the sync symbol and training symbol ``good`` (1 or 2) alone, whose
+    estimate on ``x`` as it is is ``first``: the other one was spoilt (see the module docstring)."""
     ev = _even(p)
     k = p.layout.used[ev].astype(np.float64)
 
-    def estimates(y: F64) -> tuple[C128, C128]:
-        return _training(p, y)[good - 1], _sync_channel(p, y)
-
-    h, hs = estimates(x[coarse : coarse + span])
-    if _match(h) < MIN_TRAINING_MATCH:
-        return None
-    start += _fine_shift(p, h)
-    # keep the middle of the two symbols where it is while drift changes, as acquire() does
-    mid = (good + 1) / 2 * p.symbol_length
-    for _ in range(ROUNDS):
-        h, hs = estimates(interp(x, start + np.arange(span, dtype=np.float64) * (1.0 + drift)))
+    def estimate(y: F64) -> tuple[C128, float]:
+        h, hs = _training(p, y)[good - 1], _sync_channel(p, y)
         late = -_slope(p, h[ev] * np.conj(hs), k) * p.nfft / (2 * np.pi)  # over `good` symbols
-        new = (1.0 + drift) * (1.0 + late / good / p.symbol_length) - 1.0
-        start += mid * (drift - new)
-        drift = new
-    h, hs = estimates(interp(x, start + np.arange(span, dtype=np.float64) * (1.0 + drift)))
+        return h, late / good
+
+    # keep the middle of the two symbols where it is while drift changes, as acquire() does
+    tracked = _track(p, x, coarse, first, estimate, (good + 1) / 2 * p.symbol_length)
+    if tracked is None:
+        return None
+    start, drift, y = tracked
+    h, hs = _training(p, y)[good - 1], _sync_channel(p, y)
     match = _match(h)
     if match < MIN_TRAINING_MATCH:
         return None
