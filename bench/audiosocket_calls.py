@@ -57,6 +57,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -65,7 +66,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,13 +318,14 @@ def run_step(
     ramp: float = 0.5,
     go_echo: Path | None = None,
     call_rate: float = 0.0,
+    ours_args: Sequence[str] = (),
 ) -> Step:
     port = free_port()
     mport = free_port()
     env = None
     if server == "ours":
         cmd = [sys.executable, "-m", "audionet", "-q", "audiosocket", "serve", "--app", "echo",
-               "--port", str(port), "--metrics-port", str(mport), "--loop", loop]  # fmt: skip
+               "--port", str(port), "--metrics-port", str(mport), "--loop", loop, *ours_args]  # fmt: skip
     elif server == "go":
         assert go_echo is not None
         cmd = [str(go_echo), "-port", str(port)]
@@ -557,6 +559,12 @@ def main() -> int:
         help="ours, go (the Go echo, bench/go_echo), bare (a bare asyncio echo)",
     )
     ap.add_argument("--loops", default="uvloop,asyncio", help="event loops for ours (and bare)")
+    ap.add_argument(
+        "--ours-args",
+        default="",
+        help="more options for ours' command line, e.g. '--max-load 0.8' (default: none, as a "
+        "user runs it)",
+    )
     ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--loop", default="uvloop", help=argparse.SUPPRESS)
     ap.add_argument("--gen", nargs=3, help=argparse.SUPPRESS)
@@ -619,6 +627,7 @@ def main() -> int:
                         args.ramp,
                         go_echo,
                         args.call_rate,
+                        shlex.split(args.ours_args),
                     )
                 all_steps.append(step)
                 print(
@@ -661,7 +670,9 @@ def report(
         f"Command: `python bench/audiosocket_calls.py --steps {args.steps} --asyncio-steps {args.asyncio_steps} --duration {args.duration:g} "
         f"--gen-procs {args.gen_procs} --server-cpus {args.server_cpus} --gen-cpus {args.gen_cpus} "
         f"--nice {args.nice} --rt {args.rt} --latency-sample {args.latency_sample:g} --ramp {args.ramp:g} --call-rate {args.call_rate:g} "
-        f"--servers {args.servers} --loops {args.loops}`; machine: {os.cpu_count()} cores; "
+        f"--servers {args.servers} --loops {args.loops}"
+        + (f" --ours-args {shlex.quote(args.ours_args)}" if args.ours_args else "")
+        + f"`; machine: {os.cpu_count()} cores; "
         f"{pinning(server_cpus, gen_cpus)}{priority(args.nice, args.rt)}; load average before: "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
         "",
