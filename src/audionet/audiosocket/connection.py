@@ -15,7 +15,6 @@ import contextlib
 import logging
 import socket
 import weakref
-from collections import deque
 from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
@@ -116,22 +115,14 @@ class CallConnection(FrameClock, asyncio.Protocol):
     # cache lines of it the per-frame path reads are fewer to fetch again for each frame.
     __slots__ = (
         "_closed",
-        "_echo",
-        "_echoed",
-        "_fast_head",
-        "_fast_len",
         "_fast_payload",
         "_fast_ready",
         "_kind",
-        "_msgs",
         "_on_event",
         "_on_message",
-        "_paused",
-        "_pcm",
         "_rate",
         "_stalled",
         "_timer",
-        "_write",
         "call",
         "core",
         "out",
@@ -159,11 +150,11 @@ class CallConnection(FrameClock, asyncio.Protocol):
         #: :meth:`flush_stats` adds them (the server does, once a second and as the call ends).
         self._echoed = 0
         self.call: Call | None = None
-        self._msgs: deque[bytes] | None = None
-        self._pcm: bytearray = bytearray()
+        self._msgs = None
+        self._pcm = bytearray()
         self._paused = False
         self._closed = False
-        self._write: Callable[[bytes], object] = _no_write
+        self._write = _no_write
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.core: ServerConnection | None = None
@@ -208,41 +199,28 @@ class CallConnection(FrameClock, asyncio.Protocol):
         assert self.core.deadline is not None
         self._timer = loop.call_at(self.core.deadline, self._on_timer)
 
-    def data_received(self, data: bytes) -> None:
-        # The hottest path: exactly one whole frame of the call's own kind (Asterisk writes one
-        # message per 20 ms frame, and each usually arrives in a read of its own).
+    # data_received is the per-frame core's (framecore.FrameCore): the echo's whole frame goes
+    # straight back there, and everything else comes here.
+
+    def _received(self, data: bytes) -> None:
+        # The hottest path but for the echo's (which FrameCore.data_received takes): exactly one
+        # whole frame of the call's own kind, for a handler with an ``audio_message`` hook.
         if len(data) == self._fast_len and data.startswith(self._fast_head):
-            reply: bytes | None
-            if self._echo:  # the handler's reply is the message itself: no need to ask it
-                reply = data
-            else:
-                hook = self._on_message  # a local: calling an attribute directly is not specialised
-                try:
-                    reply = hook(self.call, data)  # type: ignore[misc,arg-type]  # set with _fast_len
-                except Exception as exc:
-                    self.stats.frames_in += 1
-                    self.stats.bytes_in += self._fast_payload
-                    self._handler_failed(exc)
-                    return
-            if self._clock(monotonic(), True):  # this call's next frame leaves now
-                if reply is data and not self._msgs and not self._pcm:
-                    # nothing queued before it: the reply goes straight back, never through the
-                    # queue (the steady state of an echo once the clock has locked on)
-                    self._write(data)
-                    self._echoed += 1  # a frame in and the same frame out (see flush_stats)
-                    return
-                stats = self.stats
-                stats.frames_in += 1
-                stats.bytes_in += self._fast_payload
-                if reply is not None:
-                    self.out.push_message(reply)  # type: ignore[union-attr]
-                self._send_next()
+            hook = self._on_message  # a local: calling an attribute directly is not specialised
+            try:
+                reply = hook(self.call, data)  # type: ignore[misc,arg-type]  # set with _fast_len
+            except Exception as exc:
+                self.stats.frames_in += 1
+                self.stats.bytes_in += self._fast_payload
+                self._handler_failed(exc)
                 return
-            stats = self.stats
-            stats.frames_in += 1
-            stats.bytes_in += self._fast_payload
-            if reply is not None:
-                self.out.push_message(reply)  # type: ignore[union-attr]
+            leaves = self._clock(monotonic(), True)  # whether this call's next frame leaves now
+            if leaves and reply is data and not self._msgs and not self._pcm:
+                # a hook that answers a frame with itself, nothing queued before it: straight back
+                self._write(data)
+                self._echoed += 1  # a frame in and the same frame out (see flush_stats)
+                return
+            self._reply(reply, leaves)
             return
         core = self.core
         if core is None:
@@ -280,6 +258,21 @@ class CallConnection(FrameClock, asyncio.Protocol):
             self._general(core, data[end:], heard=True)
             return
         self._general(core, data)
+
+    def _echo_frame(self, data: bytes, leaves: bool) -> None:
+        """A whole frame the echo sends back that cannot go straight back (something is queued
+        before it, or the clock says not yet): queued, and the next frame sent if it leaves."""
+        self._reply(data, leaves)
+
+    def _reply(self, reply: bytes | None, leaves: bool) -> None:
+        """After a whole frame came in: count it, queue the handler's reply, send if it leaves."""
+        stats = self.stats
+        stats.frames_in += 1
+        stats.bytes_in += self._fast_payload
+        if reply is not None:
+            self.out.push_message(reply)  # type: ignore[union-attr]
+        if leaves:
+            self._send_next()
 
     def _general(self, core: ServerConnection, data: bytes, heard: bool = False) -> None:
         """Everything but whole frames of the call's own kind; ``heard``: audio came before."""
@@ -344,7 +337,8 @@ class CallConnection(FrameClock, asyncio.Protocol):
         self._stalled = 0
 
     def flush_stats(self) -> None:
-        """Add the frames sent straight back since the last call to the server's counters."""
+        """Add the frames the per-frame core counted since the last call to the server's
+        counters: sent straight back, sent by the ticker from the queue, silence it sent."""
         n = self._echoed
         if n:
             self._echoed = 0
@@ -354,21 +348,45 @@ class CallConnection(FrameClock, asyncio.Protocol):
             stats.bytes_in += nbytes
             stats.frames_out += n
             stats.bytes_out += nbytes
+        n = self._ticked
+        if n:
+            self._ticked = 0
+            stats = self.stats
+            stats.frames_out += n
+            stats.frames_ticked += n
+            stats.bytes_out += n * self._fast_payload
+        n = self._silenced
+        if n:
+            self._silenced = 0
+            stats = self.stats
+            stats.frames_out += n
+            stats.frames_ticked += n
+            stats.silence_frames_out += n
+            stats.bytes_out += n * self._fast_payload
 
     # -- the outgoing clock ------------------------------------------------------------------------
 
-    def tick(self) -> None:
-        """The shared ticker's call: this call's deadline has come."""
-        if self._paused and self.out is not None:  # the peer is not reading: count the stall
+    # tick is the per-frame core's (framecore.FrameCore): the next whole frame queued, or silence,
+    # leaves there when the clock says; a tick while the peer reads nothing, and one that sends
+    # queued PCM, come here.
+
+    def _tick_slow(self) -> None:
+        """The ticker's call while the peer reads nothing: count the stall (end the call after
+        ``write_timeout``), and let the clock pass the slot."""
+        if self.out is not None:
             self._stalled += 1
             if self._stalled * PERIOD >= self.server.config.write_timeout:
                 self._abort(Error(f"peer read nothing for {self.server.config.write_timeout:g} s"))
                 return
         if self._clock(monotonic(), False):
-            stats = self.stats
-            sent = stats.frames_out
-            self._send_next()
-            stats.frames_ticked += stats.frames_out - sent
+            self._send_ticked()
+
+    def _send_ticked(self) -> None:
+        """The ticker's call sends the next frame (queued PCM, or what else is next)."""
+        stats = self.stats
+        sent = stats.frames_out
+        self._send_next()
+        stats.frames_ticked += stats.frames_out - sent
 
     def _heard(self) -> None:
         """The caller's audio arrived (and was handed on): send the next frame if the clock says."""

@@ -7,6 +7,11 @@ keeps time for it: one 20 ms frame per period. :class:`FrameClock` is that decis
 the caller's audio arrived (``heard``) and the ticker found the call's deadline come; it answers
 whether the call's next frame leaves now, and sets the deadline of the one after.
 
+The per-frame answer (``_clock``) is in the call's per-frame core
+(:mod:`audionet.audiosocket.framecore`: a C twin of the Python reference, the same decisions to
+the bit), with this module's constants; :class:`ClockRules` holds the rarer moves it calls (the
+lock, the catch-up, a slot that passes), and :class:`FrameClock` joins the two.
+
 The rules, each of which a test pins:
 
 * **A fixed grid.** When the call starts its frames get nominal times ``n_k = n_0 + k * PERIOD``,
@@ -48,8 +53,9 @@ The rules, each of which a test pins:
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from audionet.audiosocket.framecore import FrameCore, configure
 from audionet.audiosocket.proto import FRAME_MS
 
 PERIOD = FRAME_MS / 1000
@@ -81,6 +87,7 @@ LATE = 0.005
 #: without it (silence, and each later frame a period behind: a standing backlog).
 AIM = 0.0065
 _HALF_PERIOD = PERIOD / 2
+configure(PERIOD, SLOT, EARLY, MIN_GAP, AIM)
 
 
 class TickerLike(Protocol):
@@ -93,58 +100,48 @@ class TickerLike(Protocol):
     def place(self, member: Any) -> None: ...  # a FrameClock that is a ticker member
 
 
-class FrameClock:
-    """The outgoing clock of one call; a base class of its connection (one object per call, so the
-    per-frame path reads its state with no extra indirection).
+class ClockRules:
+    """The outgoing clock of one call, less its per-frame decision: the rarer moves (locking onto
+    the caller's phase, the catch-up after a stall, a slot that passes unsent) and their state.
 
-    The connection sets :attr:`due` (from ``Ticker.add``) and calls :meth:`start_clock`, keeps
-    :attr:`_stopped` true while no frame may leave (the peer reads nothing, or the call is over),
-    and asks :meth:`_clock` at each arrival of the caller's audio and each tick; it sends exactly
-    one frame whenever the answer is yes.
+    The decision itself, :meth:`~audionet.audiosocket.framecore.PyFrameCore._clock` (whether the
+    call's next frame leaves now), is in the call's per-frame core
+    (:mod:`audionet.audiosocket.framecore`, in C where it is built), which calls these methods when
+    they apply. :class:`FrameClock` joins the two.
     """
 
-    __slots__ = (
-        "_drop1",
-        "_drop2",
-        "_echo_score",
-        "_expect",
-        "_follows",
-        "_grid",
-        "_last",
-        "_next_sample",
-        "_off",
-        "_off_grid",
-        "_open",
-        "_prev_at",
-        "_prev_miss",
-        "_sample",
-        "_stopped",
-        "_ticker",
-        "caught_up",
-        "due",
-        "given_up",
-        "late",
-    )
+    if not TYPE_CHECKING:  # no state of its own (it would conflict with the core's layout); mypy
+        __slots__ = ()  # sees the fields it uses declared below
+
+    _ticker: TickerLike | None
+    _off: int
+    _drop1: float
+    _drop2: float
+    _expect: float
+    _prev_miss: float
+    _prev_at: float
+    _echo_score: int
+    _follows: bool
+    caught_up: int
+    given_up: int
+    late: int
+    # the per-frame core's (FrameCore)
+    due: float
+    _grid: float
+    _open: float
+    _last: float
+    _sample: int
+    _next_sample: int
+    _off_grid: bool
+    _stopped: bool
 
     def __init__(self) -> None:
-        #: The deadline of the next frame: one of the ticker's deadlines.
-        self.due = 0.0
-        #: The next frame's deadline on the grid (``n_k + offset``); ``due`` is later only while
-        #: catching up after a stall.
-        self._grid = 0.0
-        #: The earliest time the next frame may leave on the caller's arrival.
-        self._open = 0.0
-        #: When the last frame left.
-        self._last = -math.inf
+        super().__init__()
         #: The deadlines' offset from the grid, in slots.
         self._off = 0
-        self._off_grid = False
         #: When the last two moves earlier were made (EARLIER_PER_SECOND).
         self._drop1 = self._drop2 = -math.inf
-        #: The next arrival is the first since our last frame, a sample of the caller's phase (1),
-        #: and the first after a move of the deadlines, to be checked against ``_expect`` (2).
-        self._sample = 1
-        self._next_sample = 1
+        #: Where the caller's frame is expected after a move (the check of the next sample).
         self._expect = 0.0
         #: The last sample out of the window's middle, and when it came.
         self._prev_miss = 0.0
@@ -154,8 +151,7 @@ class FrameClock:
         #: no longer locks onto them (``_follows``).
         self._echo_score = 0
         self._follows = False
-        self._stopped = False
-        self._ticker: TickerLike | None = None
+        self._ticker = None
         #: Frames sent by the catch-up after a stall, and frames given up (stalls beyond CATCH_UP,
         #: slots that passed while the peer read nothing).
         self.caught_up = 0
@@ -168,37 +164,6 @@ class FrameClock:
         self._ticker = ticker
         self._grid = self.due
         self._open = self.due - EARLY
-
-    def _clock(self, now: float, heard: bool) -> bool:
-        """Whether the call's next frame leaves now (``time.monotonic()``): ``heard``, the caller's
-        audio just arrived; else the ticker found :attr:`due` come. On yes, the caller sends exactly
-        one frame, and :attr:`due` is already the deadline of the next."""
-        if heard:
-            sample = self._sample
-            if sample:
-                self._sample = 0
-                miss = now - self.due + AIM  # against where the lock aims
-                if miss > SLOT or miss < -SLOT or sample == 2:
-                    self._lock(now, miss, sample == 2)
-            if now < self._open:
-                return False
-        if self._stopped:
-            if not heard:
-                self._pass(now)
-            return False
-        self._last = now
-        self._sample = self._next_sample
-        grid = self._grid + PERIOD
-        self._grid = grid
-        opens = grid - EARLY
-        # On time (now <= the deadline just met, as EARLY + MIN_GAP == PERIOD) and on the grid:
-        # the usual case. Anything else (late, catching up) goes the long way.
-        if now + MIN_GAP <= opens and not self._off_grid:
-            self.due = grid
-            self._open = opens
-            return True
-        self._reschedule(now)
-        return True
 
     def _reschedule(self, now: float) -> None:
         """After a frame that left late (or off the grid): the next deadline, with the catch-up."""
@@ -279,3 +244,33 @@ class FrameClock:
         self.due = grid
         self._open = max(grid - EARLY, self._last + MIN_GAP)
         ticker.place(self)
+
+
+#: The slots of :class:`ClockRules`' state, for a class that joins it to a per-frame core.
+RULES_SLOTS = (
+    "_drop1",
+    "_drop2",
+    "_echo_score",
+    "_expect",
+    "_follows",
+    "_off",
+    "_prev_at",
+    "_prev_miss",
+    "_ticker",
+    "caught_up",
+    "given_up",
+    "late",
+)
+
+
+class FrameClock(ClockRules, FrameCore):
+    """The outgoing clock of one call; a base class of its connection (one object per call, so the
+    per-frame path reads its state with no extra indirection).
+
+    The connection sets :attr:`due` (from ``Ticker.add``) and calls :meth:`start_clock`, keeps
+    :attr:`_stopped` true while no frame may leave (the peer reads nothing, or the call is over),
+    and asks :meth:`_clock` at each arrival of the caller's audio and each tick; it sends exactly
+    one frame whenever the answer is yes.
+    """
+
+    __slots__ = RULES_SLOTS
