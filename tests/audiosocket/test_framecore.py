@@ -9,6 +9,7 @@ pure-Python one runs a few of those tests again in a process of its own (AUDIONE
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import subprocess
@@ -297,6 +298,35 @@ def test_an_error_in_a_python_part_reaches_the_caller_of_the_c_core() -> None:
 
     with pytest.raises(ValueError, match="bad read"):
         Broken().data_received(b"\x00")
+
+
+@native
+def test_a_cycle_through_the_c_core_is_collected() -> None:
+    """A connection's ``_write`` is its transport's, and the transport holds the connection: the
+    garbage collector must see through the core's fields to free such a cycle."""
+    assert CFrameCore is not None
+    freed: list[int] = []
+
+    class Transport:
+        def __init__(self, conn: Any, n: int) -> None:
+            self.conn, self.n = conn, n
+
+        def write(self, data: bytes) -> None:
+            pass
+
+        def __del__(self) -> None:
+            freed.append(self.n)
+
+    class Conn(Route, CFrameCore):  # type: ignore[misc,valid-type]
+        __slots__ = ("call", "log", "out")
+
+    for n in range(200):
+        conn = Conn()
+        conn._write = Transport(conn, n).write
+        conn._msgs = deque([conn])
+    del conn
+    gc.collect()
+    assert sorted(freed) == list(range(200))
 
 
 def test_the_package_loads_the_c_core_where_it_is_built() -> None:

@@ -71,7 +71,7 @@ FrameCore_traverse(FrameCore *self, visitproc visit, void *arg)
     Py_VISIT(self->msgs);
     Py_VISIT(self->pcm);
     Py_VISIT(self->write);
-    Py_VISIT(Py_TYPE(self)); /* a heap type's instances keep it alive */
+    /* not Py_TYPE(self): a static type; a heap subclass's own traverse visits its type */
     return 0;
 }
 
