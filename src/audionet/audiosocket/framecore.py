@@ -21,6 +21,7 @@ with :func:`configure` as it is imported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Callable
@@ -212,19 +213,18 @@ class PyFrameCore:
 
 NATIVE = False
 _configure_native: Callable[..., Any] | None = None
+# Configured whenever it is built (the tests compare it with the Python twin either way); not
+# built where the package was installed without a C compiler.
+with contextlib.suppress(ImportError):
+    from audionet.audiosocket._framecore import configure as _configure_native
 if TYPE_CHECKING:
     FrameCore = PyFrameCore
 else:
     FrameCore = PyFrameCore
-    if not os.environ.get("AUDIONET_PURE_PYTHON"):
-        try:
-            from audionet.audiosocket import _framecore
-        except ImportError:  # not built (no C compiler where the package was installed)
-            pass
-        else:
-            FrameCore = _framecore.FrameCore
-            NATIVE = True
-            _configure_native = _framecore.configure
+    if _configure_native is not None and not os.environ.get("AUDIONET_PURE_PYTHON"):
+        from audionet.audiosocket._framecore import FrameCore
+
+        NATIVE = True
 
 
 def configure(period: float, slot: float, early: float, min_gap: float, aim: float) -> None:
