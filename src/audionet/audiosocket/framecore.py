@@ -151,7 +151,12 @@ class PyFrameCore:
         # The hottest path: exactly one whole frame of the call's own kind (Asterisk writes one
         # message per 20 ms frame, and each usually arrives in a read of its own), for the echo,
         # whose reply is the frame itself.
-        if len(data) == self._fast_len and self._echo and data.startswith(self._fast_head):
+        if (
+            len(data) == self._fast_len
+            and self._echo
+            and type(data) is bytes  # (as the C twin: both loops hand ``bytes``)
+            and data.startswith(self._fast_head)
+        ):
             leaves = self._clock(monotonic(), True)
             if leaves and not self._msgs and not self._pcm:
                 # nothing queued before it: the frame goes straight back, never through the
