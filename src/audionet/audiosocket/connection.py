@@ -339,30 +339,19 @@ class CallConnection(FrameClock, asyncio.Protocol):
     def flush_stats(self) -> None:
         """Add the frames the per-frame core counted since the last call to the server's
         counters: sent straight back, sent by the ticker from the queue, silence it sent."""
-        n = self._echoed
-        if n:
-            self._echoed = 0
-            stats = self.stats
-            nbytes = n * self._fast_payload
-            stats.frames_in += n
-            stats.bytes_in += nbytes
-            stats.frames_out += n
-            stats.bytes_out += nbytes
-        n = self._ticked
-        if n:
-            self._ticked = 0
-            stats = self.stats
-            stats.frames_out += n
-            stats.frames_ticked += n
-            stats.bytes_out += n * self._fast_payload
-        n = self._silenced
-        if n:
-            self._silenced = 0
-            stats = self.stats
-            stats.frames_out += n
-            stats.frames_ticked += n
-            stats.silence_frames_out += n
-            stats.bytes_out += n * self._fast_payload
+        echoed, ticked, silenced = self._echoed, self._ticked, self._silenced
+        if not (echoed or ticked or silenced):
+            return
+        self._echoed = self._ticked = self._silenced = 0
+        stats = self.stats
+        frame = self._fast_payload  # every one of them a whole frame of the call's own kind
+        out = echoed + ticked + silenced
+        stats.frames_in += echoed  # an echoed frame came in as it went out
+        stats.bytes_in += echoed * frame
+        stats.frames_out += out
+        stats.bytes_out += out * frame
+        stats.frames_ticked += ticked + silenced
+        stats.silence_frames_out += silenced
 
     # -- the outgoing clock ------------------------------------------------------------------------
 
