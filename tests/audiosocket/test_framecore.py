@@ -147,8 +147,8 @@ class Route:
     def _received(self, data: bytes) -> None:
         self.log.append(("received", data))  # type: ignore[attr-defined]
 
-    def _echo_frame(self, data: bytes, leaves: bool) -> None:
-        self.log.append(("echo_frame", data, leaves))  # type: ignore[attr-defined]
+    def _reply(self, reply: bytes | None, leaves: bool) -> None:
+        self.log.append(("reply", reply, leaves))  # type: ignore[attr-defined]
 
     def _lock(self, now: float, miss: float, check: bool) -> None:
         self.log.append(("lock",))  # type: ignore[attr-defined]
@@ -237,7 +237,7 @@ def test_each_read_takes_the_same_route_in_both(
     if whole and echo and leaves and not queued:
         assert expected == ((), (data,), 1)  # straight back, counted
     elif whole and echo:
-        assert expected == ((("echo_frame", data, leaves),), (), 0)
+        assert expected == ((("reply", data, leaves),), (), 0)
     else:
         assert expected == ((("received", data),), (), 0)
 

@@ -3,7 +3,7 @@
  * Each function here does what the Python method of the same name there does, in the same order,
  * with the same double arithmetic (compiled with -ffp-contract=off, so no fused multiply-add
  * changes a rounding), calling the same Python methods for everything else (_lock, _reschedule,
- * _pass, _received, _echo_frame). A property test runs both twins on the same inputs and compares
+ * _pass, _received, _reply). A property test runs both twins on the same inputs and compares
  * every field after every step (tests/audiosocket/test_framecore.py).
  */
 #define PY_SSIZE_T_CLEAN
@@ -16,7 +16,7 @@
 static double PERIOD, SLOT, EARLY, MIN_GAP, AIM;
 static int configured = 0;
 
-static PyObject *s_lock, *s_reschedule, *s_pass, *s_received, *s_echo_frame, *s_tick_slow,
+static PyObject *s_lock, *s_reschedule, *s_pass, *s_received, *s_reply, *s_tick_slow,
     *s_send_ticked, *s_popleft, *s_call, *s_room_waiter, *s_on_sent, *s_out, *s_silence,
     *s_silence_message;
 
@@ -237,7 +237,7 @@ FrameCore_data_received(FrameCore *self, PyObject *data)
         }
         {
             PyObject *args[3] = {(PyObject *)self, data, leaves ? Py_True : Py_False};
-            return PyObject_VectorcallMethod(s_echo_frame, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            return PyObject_VectorcallMethod(s_reply, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         }
     }
     {
@@ -449,7 +449,7 @@ PyInit__framecore(void)
     s_reschedule = PyUnicode_InternFromString("_reschedule");
     s_pass = PyUnicode_InternFromString("_pass");
     s_received = PyUnicode_InternFromString("_received");
-    s_echo_frame = PyUnicode_InternFromString("_echo_frame");
+    s_reply = PyUnicode_InternFromString("_reply");
     s_tick_slow = PyUnicode_InternFromString("_tick_slow");
     s_send_ticked = PyUnicode_InternFromString("_send_ticked");
     s_popleft = PyUnicode_InternFromString("popleft");
@@ -459,7 +459,7 @@ PyInit__framecore(void)
     s_out = PyUnicode_InternFromString("out");
     s_silence = PyUnicode_InternFromString("silence");
     s_silence_message = PyUnicode_InternFromString("silence_message");
-    if (!s_lock || !s_reschedule || !s_pass || !s_received || !s_echo_frame || !s_tick_slow
+    if (!s_lock || !s_reschedule || !s_pass || !s_received || !s_reply || !s_tick_slow
         || !s_send_ticked || !s_popleft || !s_call || !s_room_waiter || !s_on_sent || !s_out
         || !s_silence || !s_silence_message)
         return NULL;

@@ -259,13 +259,10 @@ class CallConnection(FrameClock, asyncio.Protocol):
             return
         self._general(core, data)
 
-    def _echo_frame(self, data: bytes, leaves: bool) -> None:
-        """A whole frame the echo sends back that cannot go straight back (something is queued
-        before it, or the clock says not yet): queued, and the next frame sent if it leaves."""
-        self._reply(data, leaves)
-
     def _reply(self, reply: bytes | None, leaves: bool) -> None:
-        """After a whole frame came in: count it, queue the handler's reply, send if it leaves."""
+        """After a whole frame came in: count it, queue the handler's reply, send if it leaves
+        (also the per-frame core's call for an echoed frame that cannot go straight back:
+        something is queued before it, or the clock says not yet)."""
         stats = self.stats
         stats.frames_in += 1
         stats.bytes_in += self._fast_payload

@@ -48,7 +48,7 @@ class PyFrameCore:
 
     A subclass provides ``_lock(now, miss, check)``, ``_reschedule(now)`` and ``_pass(now)`` (the
     clock's rarer moves: :class:`~audionet.audiosocket.schedule.FrameClock`), and
-    ``_received(data)``, ``_echo_frame(data, leaves)``, ``_tick_slow()`` and ``_send_ticked()``
+    ``_received(data)``, ``_reply(data, leaves)``, ``_tick_slow()`` and ``_send_ticked()``
     (the connection's general receive path, the echo's queued one, a tick while the peer reads
     nothing, and a tick that sends queued PCM: :class:`~audionet.audiosocket.connection.CallConnection`),
     and the attributes ``call`` and ``out``.
@@ -164,7 +164,7 @@ class PyFrameCore:
                 self._write(data)
                 self._echoed += 1  # a frame in and the same frame out
                 return
-            self._echo_frame(data, leaves)
+            self._reply(data, leaves)
             return
         self._received(data)
 
@@ -206,7 +206,7 @@ class PyFrameCore:
     def _received(self, data: bytes) -> None:
         raise NotImplementedError
 
-    def _echo_frame(self, data: bytes, leaves: bool) -> None:
+    def _reply(self, reply: bytes | None, leaves: bool) -> None:
         raise NotImplementedError
 
     def _tick_slow(self) -> None:
