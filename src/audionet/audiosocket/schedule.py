@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Protocol
 
-from audionet.audiosocket.framecore import FrameCore, configure
+from audionet.audiosocket.framecore import FrameCore, PyFrameCore, configure
 from audionet.audiosocket.proto import FRAME_MS
 
 PERIOD = FRAME_MS / 1000
@@ -100,7 +100,13 @@ class TickerLike(Protocol):
     def place(self, member: Any) -> None: ...  # a FrameClock that is a ticker member
 
 
-class ClockRules:
+if TYPE_CHECKING:  # the core's fields (due, _grid, ...), declared once, in PyFrameCore
+    _Core = PyFrameCore
+else:
+    _Core = object
+
+
+class ClockRules(_Core):
     """The outgoing clock of one call, less its per-frame decision: the rarer moves (locking onto
     the caller's phase, the catch-up after a stall, a slot that passes unsent) and their state.
 
@@ -111,7 +117,7 @@ class ClockRules:
     """
 
     if not TYPE_CHECKING:  # no state of its own (it would conflict with the core's layout); mypy
-        __slots__ = ()  # sees the fields it uses declared below
+        __slots__ = ()  # sees the fields it uses declared below and in PyFrameCore
 
     _ticker: TickerLike | None
     _off: int
@@ -125,15 +131,6 @@ class ClockRules:
     caught_up: int
     given_up: int
     late: int
-    # the per-frame core's (FrameCore)
-    due: float
-    _grid: float
-    _open: float
-    _last: float
-    _sample: int
-    _next_sample: int
-    _off_grid: bool
-    _stopped: bool
 
     def __init__(self) -> None:
         super().__init__()
