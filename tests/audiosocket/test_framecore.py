@@ -26,6 +26,8 @@ from audionet.audiosocket import framecore
 from audionet.audiosocket.framecore import PyFrameCore
 from audionet.audiosocket.schedule import PERIOD, RULES_SLOTS, SLOT, ClockRules
 
+from .util import FakeTicker
+
 try:
     from audionet.audiosocket._framecore import FrameCore as CFrameCore
 except ImportError:  # pragma: no cover - the extension is built wherever the tests run in CI
@@ -43,18 +45,6 @@ FIELDS = (
     "_off", "_drop1", "_drop2", "_expect", "_prev_miss", "_prev_at", "_echo_score", "_follows",
     "caught_up", "given_up", "late",
 )  # fmt: skip
-
-
-class Ticker:
-    """Deadlines every SLOT from 0; ``behind`` as the test sets it."""
-
-    behind = 0.0
-
-    def align(self, t: float) -> float:
-        return math.ceil(t / SLOT - 1e-6) * SLOT
-
-    def place(self, member: object) -> None:
-        pass
 
 
 class PyClock(ClockRules, PyFrameCore):
@@ -92,7 +82,7 @@ def test_the_c_clock_decides_as_the_python_one_to_the_bit(
     start: float, steps: list[tuple[float, str, float]]
 ) -> None:
     py, c = PyClock(), c_clock()
-    tickers = Ticker(), Ticker()
+    tickers = FakeTicker(), FakeTicker()
     for clock, ticker in zip((py, c), tickers, strict=True):
         clock.due = math.ceil(start / SLOT) * SLOT
         clock.start_clock(ticker)
@@ -122,7 +112,7 @@ def test_a_steady_caller_takes_the_same_path_in_both() -> None:
     py, c = PyClock(), c_clock()
     for clock in (py, c):
         clock.due = 0.0075
-        clock.start_clock(Ticker())
+        clock.start_clock(FakeTicker())
     offsets = set()
     for k in range(800):
         phase = 0.0072 if k < 400 else 0.0072 - 0.012  # just before the deadline, then early

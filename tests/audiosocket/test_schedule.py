@@ -25,17 +25,7 @@ from audionet.audiosocket.schedule import (
     FrameClock,
 )
 
-
-class FakeTicker:
-    """Deadlines every SLOT from 0; serves a member when its ``due`` has come."""
-
-    behind = 0.0
-
-    def align(self, t: float) -> float:
-        return math.ceil(t / SLOT - 1e-6) * SLOT
-
-    def place(self, member: object) -> None:
-        pass
+from .util import FakeTicker
 
 
 class SimClock(FrameClock):

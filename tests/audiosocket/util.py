@@ -1,15 +1,31 @@
-"""Helpers for the AudioSocket tests: test audio, a raw misbehaving peer, and echo checking."""
+"""Helpers for the AudioSocket tests: test audio, a raw misbehaving peer, echo checking, and a
+ticker for the call clock in virtual time."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 
 import numpy as np
 
 from audionet.audiosocket.proto import encode_uuid
+from audionet.audiosocket.schedule import SLOT
 
 FRAME = 320
+
+
+class FakeTicker:
+    """The shared ticker in virtual time: deadlines every SLOT from 0; ``behind`` (how late the
+    last tick started) as the test sets it."""
+
+    behind = 0.0
+
+    def align(self, t: float) -> float:
+        return math.ceil(t / SLOT - 1e-6) * SLOT
+
+    def place(self, member: object) -> None:
+        pass
 
 
 def tagged_audio(seconds: float, seed: int = 1, rate: int = 8000) -> bytes:
