@@ -24,6 +24,18 @@ KINDS: dict[str, Callable[[asyncio.AbstractEventLoop, Callable[[], None]], Wakeu
 needs_timerfd = pytest.mark.skipif(wakeup._LIBC is None, reason="timerfd is Linux only")
 
 
+class Member:
+    """A ticker member with one frame due every 20 ms; counts its ticks."""
+
+    def __init__(self) -> None:
+        self.due = 0.0
+        self.ticks = 0
+
+    def tick(self) -> None:
+        self.ticks += 1
+        self.due += 0.020
+
+
 def new_loop(name: str) -> asyncio.AbstractEventLoop:
     if name == "uvloop":
         uvloop = pytest.importorskip("uvloop")
@@ -186,12 +198,6 @@ def test_a_loop_closed_with_calls_on_its_ticker_leaks_no_descriptor(loop: str) -
     members never discarded) closes the wake-up's descriptor when it is collected."""
     member_fds: list[int] = []
 
-    class Member:
-        due = 0.0
-
-        def tick(self) -> None:
-            self.due += 0.020
-
     async def main() -> None:
         ticker = clock.get_ticker()
         ticker.add(Member())
@@ -213,12 +219,6 @@ def test_a_loop_closed_with_calls_on_its_ticker_leaks_no_descriptor(loop: str) -
 @needs_timerfd
 @pytest.mark.parametrize("loop", LOOPS)
 def test_the_ticker_closes_its_wakeup_when_its_last_member_leaves(loop: str) -> None:
-    class Member:
-        due = 0.0
-
-        def tick(self) -> None:
-            self.due += 0.020
-
     async def main() -> None:
         ticker = Ticker(asyncio.get_running_loop())
         a, b = Member(), Member()
@@ -245,14 +245,6 @@ def test_without_timerfd_the_wakeup_is_call_later(
     """No libc timerfd (not Linux), or a loop without ``add_reader``: the ticker falls back to
     ``call_later`` and still ticks every member 50 times a second."""
     monkeypatch.setattr(wakeup, "_LIBC", None)
-
-    class Member:
-        due = 0.0
-        ticks = 0
-
-        def tick(self) -> None:
-            self.ticks += 1
-            self.due += 0.020
 
     async def main() -> int:
         lp = asyncio.get_running_loop()
@@ -289,12 +281,6 @@ def test_a_loop_without_add_reader_gets_call_later() -> None:
 def test_the_ticker_wakes_once_per_slot(loop: str) -> None:
     """One member, an idle loop: the ticker runs once per 2.5 ms slot (400 times a second), not
     again and again before each deadline (uvloop's ``call_later`` did about 100,000 times)."""
-
-    class Member:
-        due = 0.0
-
-        def tick(self) -> None:
-            self.due += 0.020
 
     async def main() -> int:
         ticker = Ticker(asyncio.get_running_loop())
