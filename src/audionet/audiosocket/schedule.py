@@ -86,7 +86,6 @@ LATE = 0.005
 #: still comes before the deadline, where one that came after it would find its slot sent
 #: without it (silence, and each later frame a period behind: a standing backlog).
 AIM = 0.0065
-_HALF_PERIOD = PERIOD / 2
 configure(PERIOD, SLOT, EARLY, MIN_GAP, AIM)
 
 
